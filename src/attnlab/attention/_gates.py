@@ -1,0 +1,128 @@
+"""Fused channel/spatial gating with hand-written backwards.
+
+Shared by SE, ECA and CBAM. The gate functions (an MLP, a 1-D or 7x7 conv) run on small pooled
+descriptors; the only work on the full (N, C, H, W) tensor is pooling and scaling, which these
+Functions do in as few passes as eager PyTorch allows, and whose backward they write by hand:
+
+* the pooling backward and the gating backward are merged into one pass (``addcmul``) rather than
+  autograd's materialised expand followed by an add;
+* the backward of a max-pool is taken through an equality mask with the pooled maximum (ties share
+  the gradient equally, as ``amax`` does), because index-returning ``max``/``argmax`` kernels cost
+  3x to 25x a copy on CPU;
+* the small gate graphs are differentiated with ``torch.autograd.grad`` inside ``backward``.
+
+Every tensor here is NCHW or channels_last (N, C, H, W); descriptors are (N, C) or (N, 1, H, W).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+ChannelGateFn = Callable[[Tensor, Tensor | None], Tensor]  # (N, C) avg [, (N, C) max] -> (N, C) weights
+SpatialGateFn = Callable[[Tensor, Tensor], Tensor]  # (N, 1, H, W) mean, (N, 1, H, W) max -> (N, 1, H, W) weights
+
+
+def _small_grad(outputs: Tensor, inputs: Sequence[Tensor], params: Sequence[Tensor], grad: Tensor):
+    """Gradients of a small gate graph w.r.t. its descriptor inputs and the parameters that need them."""
+    wanted = [p for p in params if p.requires_grad]
+    grads = torch.autograd.grad(outputs, [*inputs, *wanted], grad, allow_unused=True)
+    n = len(inputs)
+    it = iter(grads[n:])
+    param_grads = [next(it) if p.requires_grad else None for p in params]
+    return grads[:n], param_grads
+
+
+def _amax_mask_grad(x: Tensor, xmax: Tensor, gmax: Tensor, dims: tuple[int, ...], out: Tensor) -> Tensor:
+    """Scatter ``gmax`` back to the arg-max positions of ``x`` along ``dims`` (ties share equally).
+
+    ``out`` is a full-size scratch buffer; returns ``out`` holding mask * gmax / count.
+    """
+    torch.eq(x, xmax, out=out)  # (N, C, H, W) float mask of the maxima
+    count = out.sum(dims, keepdim=True)
+    return out.mul_(gmax / count)
+
+
+class ChannelGate(torch.autograd.Function):
+    """out = x * gate(avg_hw(x) [, max_hw(x)]) with the gate a small differentiable function.
+
+    Inputs: x (N, C, H, W), the gate, whether it also takes the max descriptor, then the gate's
+    parameters (so that their gradients are returned).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gate: ChannelGateFn, use_max: bool, *params: Tensor) -> Tensor:
+        avg = x.mean((2, 3)).requires_grad_()  # (N, C)
+        mx = x.amax((2, 3)).requires_grad_() if use_max else None  # (N, C)
+        with torch.enable_grad():
+            w = gate(avg, mx)  # (N, C)
+        ctx.save_for_backward(x, *params)
+        ctx.small = (avg, mx, w)
+        return x * w.detach()[:, :, None, None]
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, *params = ctx.saved_tensors
+        avg, mx, w = ctx.small
+        ctx.small = None
+        hw = x.shape[2] * x.shape[3]
+        gw = torch.mul(g, x).sum((2, 3))  # (N, C): d out / d w
+        inputs = [avg] if mx is None else [avg, mx]
+        (gavg, *rest), gparams = _small_grad(w, inputs, params, gw)
+        # d x = g * w + gavg / HW (+ the max-pool scatter), in one pass for the first two terms.
+        gx = torch.addcmul((gavg / hw)[:, :, None, None], g, w.detach()[:, :, None, None])
+        if mx is not None and rest[0] is not None:
+            scratch = torch.empty_like(x)
+            gx.add_(_amax_mask_grad(x, mx.detach()[:, :, None, None], rest[0][:, :, None, None], (2, 3), scratch))
+        return (gx, None, None, *gparams)
+
+
+class CBAMGate(torch.autograd.Function):
+    """CBAM: x1 = x * Mc(x), out = x1 * Ms(x1), fused (Woo et al. 2018).
+
+    Mc takes the spatial average and max of x (N, C); Ms takes the channel mean and max of x1
+    (N, 1, H, W). x1 is kept for the backward (it is what autograd would keep too).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, channel_gate: ChannelGateFn, spatial_gate: SpatialGateFn, n_channel_params: int,
+                *params: Tensor) -> Tensor:
+        avg = x.mean((2, 3)).requires_grad_()  # (N, C)
+        mx = x.amax((2, 3)).requires_grad_()  # (N, C)
+        with torch.enable_grad():
+            ca = channel_gate(avg, mx)  # (N, C)
+        cad = ca.detach()[:, :, None, None]
+        x1 = x * cad  # (N, C, H, W)
+        smean = x1.mean(1, keepdim=True).requires_grad_()  # (N, 1, H, W)
+        smax = x1.amax(1, keepdim=True).requires_grad_()  # (N, 1, H, W)
+        with torch.enable_grad():
+            sa = spatial_gate(smean, smax)  # (N, 1, H, W)
+        ctx.save_for_backward(x, x1, *params)
+        ctx.small = (avg, mx, ca, smean, smax, sa)
+        ctx.n_channel_params = n_channel_params
+        return x1 * sa.detach()
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, x1, *params = ctx.saved_tensors
+        avg, mx, ca, smean, smax, sa = ctx.small
+        ctx.small = None
+        k = ctx.n_channel_params
+        n, c, h, w = x.shape
+        cad = ca.detach()[:, :, None, None]
+        sad = sa.detach()
+        scratch = torch.empty_like(x)
+        # Spatial gate: d out / d sa = sum_c g * x1.
+        gsa = torch.mul(g, x1, out=scratch).sum(1, keepdim=True)  # (N, 1, H, W)
+        (gmean, gsmax), gp_spatial = _small_grad(sa, [smean, smax], params[k:], gsa)
+        # d x1 = g * sa + gmean / C + scatter(gsmax to the channel maxima).
+        gx1 = torch.addcmul(gmean / c, g, sad)
+        gx1.add_(_amax_mask_grad(x1, smax.detach(), gsmax, (1,), scratch))
+        # Channel gate: d out / d ca = sum_hw x * d x1.
+        gca = torch.mul(gx1, x, out=scratch).sum((2, 3))  # (N, C)
+        (gavg, gmx), gp_channel = _small_grad(ca, [avg, mx], params[:k], gca)
+        gx = torch.addcmul((gavg / (h * w))[:, :, None, None], gx1, cad, out=gx1)
+        gx.add_(_amax_mask_grad(x, mx.detach()[:, :, None, None], gmx[:, :, None, None], (2, 3), scratch))
+        return (gx, None, None, None, *gp_channel, *gp_spatial)

@@ -1,0 +1,79 @@
+"""Registry of attention modules: one name, one class, one factory.
+
+Example:
+    >>> from attnlab.attention import create_attention, list_attention
+    >>> m = create_attention("se", 64, reduction=16)
+    >>> "cbam" in list_attention()
+    True
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import TypeVar
+
+from torch import nn
+
+__all__ = ["register_attention", "create_attention", "list_attention", "get_attention_class"]
+
+_REGISTRY: dict[str, type[nn.Module]] = {}
+T = TypeVar("T", bound=type[nn.Module])
+
+
+def register_attention(name: str) -> Callable[[T], T]:
+    """Class decorator that registers an attention module under ``name``.
+
+    Args:
+        name: registry name, lower case (``"se"``, ``"cbam"``, ...).
+
+    Raises:
+        ValueError: if ``name`` is already registered (names are never silently replaced).
+    """
+    if not name or name != name.strip().lower():
+        raise ValueError(f"attention names are non-empty and lower case, got {name!r}")
+
+    def decorator(cls: T) -> T:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"attention name {name!r} is already registered to {_REGISTRY[name].__qualname__}")
+        _REGISTRY[name] = cls
+        cls.registry_name = name  # type: ignore[attr-defined]
+        return cls
+
+    return decorator
+
+
+def list_attention() -> list[str]:
+    """Sorted names of every registered attention module."""
+    return sorted(_REGISTRY)
+
+
+def get_attention_class(name: str) -> type[nn.Module]:
+    """The class registered under ``name``.
+
+    Raises:
+        ValueError: for an unknown name; the message lists the known names and the closest match.
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in _REGISTRY:
+        known = list_attention()
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.4)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown attention module {name!r}.{hint} Known modules: {', '.join(known)}.")
+    return _REGISTRY[key]
+
+
+def create_attention(name: str, channels: int, **kwargs) -> nn.Module:
+    """Build the attention module registered as ``name`` for ``channels`` input channels.
+
+    Args:
+        name: a registry name, see :func:`list_attention`.
+        channels: channel count C of the (N, C, H, W) input; ignored by no module.
+        **kwargs: module-specific options (``reduction``, ``kernel_size``, ...). An option the module
+            does not take raises ``TypeError`` naming it.
+
+    Returns:
+        An ``nn.Module`` mapping (N, C, H, W) to (N, C, H, W).
+    """
+    cls = get_attention_class(name)
+    return cls(channels, **kwargs)
