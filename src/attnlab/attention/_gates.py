@@ -126,3 +126,105 @@ class CBAMGate(torch.autograd.Function):
         gx = torch.addcmul((gavg / (h * w))[:, :, None, None], gx1, cad, out=gx1)
         gx.add_(_amax_mask_grad(x, mx.detach()[:, :, None, None], gmx[:, :, None, None], (2, 3), scratch))
         return (gx, None, None, None, *gp_channel, *gp_spatial)
+
+
+def _native_ok(x: Tensor) -> bool:
+    """True when the native CBAM kernels can run on ``x`` (CPU, float32/64, NCHW-contiguous)."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or not x.is_contiguous():
+        return False
+    from ._kernels import load
+
+    return load() is not None
+
+
+def _ptr(t: Tensor) -> int:
+    return t.data_ptr()
+
+
+def _cbam_native_forward(x: Tensor, channel_gate: ChannelGateFn, spatial_gate: SpatialGateFn, graph: bool):
+    """One fused CBAM forward with the native kernels; x is NCHW-contiguous float32/64 on CPU.
+
+    Returns (out, state) where state holds what the backward needs (None unless ``graph``).
+    """
+    from ._kernels import load
+
+    lib = load()
+    sfx = "f64" if x.dtype == torch.float64 else "f32"
+    nt = torch.get_num_threads()
+    n, c, h, w = x.shape
+    p = h * w
+    avg, mx = x.new_empty(n, c), x.new_empty(n, c)
+    argp = torch.empty(n, c, dtype=torch.int64)
+    getattr(lib, f"pool_hw_{sfx}")(_ptr(x), n * c, p, _ptr(avg), _ptr(mx), _ptr(argp), nt)
+    if graph:
+        avg.requires_grad_()
+        mx.requires_grad_()
+    with torch.set_grad_enabled(graph):
+        ca = channel_gate(avg, mx)  # (N, C)
+    cad = ca.detach().to(x.dtype).contiguous()
+    smean, smax = x.new_empty(n, 1, h, w), x.new_empty(n, 1, h, w)
+    argc = torch.empty(n, p, dtype=torch.int64)
+    getattr(lib, f"pool_c_{sfx}")(_ptr(x), _ptr(cad), n, c, p, _ptr(smean), _ptr(smax), _ptr(argc), nt)
+    if graph:
+        smean.requires_grad_()
+        smax.requires_grad_()
+    with torch.set_grad_enabled(graph):
+        sa = spatial_gate(smean, smax)  # (N, 1, H, W)
+    sad = sa.detach().to(x.dtype).contiguous()
+    out = torch.empty_like(x)
+    getattr(lib, f"apply_{sfx}")(_ptr(x), _ptr(cad), _ptr(sad), n, c, p, _ptr(out), nt)
+    state = (avg, mx, ca, smean, smax, sa, argp, argc) if graph else (ca, sa)
+    return out, state
+
+
+class CBAMGateNative(torch.autograd.Function):
+    """CBAM with the native kernels: three passes forward, three backward, arg-max scatters sparse.
+
+    The max-pool gradients go to the first arg-max (as ``torch.max(dim)`` and ``AdaptiveMaxPool2d``
+    in the seed's code); x * Mc is never materialised.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, channel_gate: ChannelGateFn, spatial_gate: SpatialGateFn, n_channel_params: int,
+                *params: Tensor) -> Tensor:
+        out, state = _cbam_native_forward(x, channel_gate, spatial_gate, graph=True)
+        ctx.save_for_backward(x, *params)
+        ctx.small = state
+        ctx.n_channel_params = n_channel_params
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        from ._kernels import load
+
+        lib = load()
+        x, *params = ctx.saved_tensors
+        avg, mx, ca, smean, smax, sa, argp, argc = ctx.small
+        ctx.small = None
+        k = ctx.n_channel_params
+        sfx = "f64" if x.dtype == torch.float64 else "f32"
+        nt = torch.get_num_threads()
+        n, c, h, w = x.shape
+        p = h * w
+        g = g.contiguous()
+        cad = ca.detach().to(x.dtype).contiguous()
+        sad = sa.detach().to(x.dtype).contiguous()
+        # Pass 1: gsa = sum_c g * x * ca (N, P) and sum_p g * x * sa (N, C).
+        gsa, gca = x.new_empty(n, 1, h, w), x.new_empty(n, c)
+        getattr(lib, f"bwd_dots_{sfx}")(_ptr(g), _ptr(x), _ptr(cad), _ptr(sad), n, c, p, _ptr(gsa), _ptr(gca), nt)
+        (gmean, gsmax), gp_spatial = _small_grad(sa, [smean, smax], params[k:], gsa.to(sa.dtype))
+        gm = (gmean.to(x.dtype) / c).reshape(n, p).contiguous()  # (N, P)
+        gsmax = gsmax.to(x.dtype).reshape(n, p)
+        xv = x.view(n, c, p)
+        # Pass 2 (bmm): the channel-mean part of d ca; then the sparse channel-max part.
+        gca += torch.bmm(xv, gm.unsqueeze(2)).squeeze(2)
+        gca.scatter_add_(1, argc, xv.gather(1, argc.unsqueeze(1)).squeeze(1) * gsmax)
+        (gavg, gmx), gp_channel = _small_grad(ca, [avg, mx], params[:k], gca.to(ca.dtype))
+        gavg = (gavg.to(x.dtype) / p).contiguous()
+        # Pass 3: gx = ca * (g * sa + gm) + gavg / P, then the two sparse max-pool scatters.
+        gx = torch.empty_like(x)
+        getattr(lib, f"bwd_gx_{sfx}")(_ptr(g), _ptr(cad), _ptr(sad), _ptr(gm), _ptr(gavg), n, c, p, _ptr(gx), nt)
+        gxv = gx.view(n, c, p)
+        gxv.scatter_add_(1, argc.unsqueeze(1), (cad.gather(1, argc) * gsmax).unsqueeze(1))
+        gxv.scatter_add_(2, argp.unsqueeze(2), gmx.to(x.dtype).unsqueeze(2))
+        return (gx, None, None, None, *gp_channel, *gp_spatial)

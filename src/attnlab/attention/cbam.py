@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._conv import same_conv2d
 from ._dispatch import needs_grad, tracing
-from ._gates import CBAMGate
+from ._gates import CBAMGate, CBAMGateNative, _cbam_native_forward, _native_ok
 from .base import AttentionModule, check_channels, reduced_channels
 from .registry import register_attention
 
@@ -84,7 +85,7 @@ class SpatialAttention(nn.Module):
 
     def weights(self, mean: Tensor, mx: Tensor) -> Tensor:
         """Spatial map (N, 1, H, W) from the channel-mean and channel-max maps (N, 1, H, W)."""
-        y = self.conv1(torch.cat([mean, mx], dim=1))  # (N, 2, H, W) -> (N, 1, H, W)
+        y = same_conv2d(torch.cat([mean, mx], dim=1), self.conv1.weight, self.conv1.bias)  # (N, 2, H, W) -> (N, 1, H, W)
         if hasattr(self, "bn"):
             y = self.bn(y)
         return torch.sigmoid(y)
@@ -130,19 +131,32 @@ class CBAM(AttentionModule):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         ca_mod, sa_mod = self.channel_attention, self.spatial_attention
-        if not tracing():
-            cparams, sparams = list(ca_mod.parameters()), list(sa_mod.parameters())
-            if needs_grad(x, cparams + sparams):
-                out = CBAMGate.apply(x, ca_mod.weights, sa_mod.weights, len(cparams), *cparams, *sparams)
-                if self.attention_sink is not None:
-                    self._record_detached(x.detach())
-                return out
+        if tracing():  # plain differentiable ops for torch.compile / ONNX export
+            ca = ca_mod(x)  # (N, C, 1, 1)
+            x1 = x * ca
+            sa = sa_mod(x1)  # (N, 1, H, W)
+            if self.attention_sink is not None:
+                self._emit(channel=ca, spatial=sa)
+            return x1 * sa
+        cparams, sparams = list(ca_mod.parameters()), list(sa_mod.parameters())
+        native = _native_ok(x)
+        if needs_grad(x, cparams + sparams):
+            gate = CBAMGateNative if native else CBAMGate
+            out = gate.apply(x, ca_mod.weights, sa_mod.weights, len(cparams), *cparams, *sparams)
+            if self.attention_sink is not None:
+                self._record_detached(x.detach())
+            return out
+        if native:
+            out, (ca, sa) = _cbam_native_forward(x, ca_mod.weights, sa_mod.weights, graph=False)
+            if self.attention_sink is not None:
+                self._emit(channel=ca, spatial=sa)
+            return out
         ca = ca_mod.weights(x.mean((2, 3)), x.amax((2, 3)))[:, :, None, None]  # (N, C, 1, 1)
         x1 = x * ca
         sa = sa_mod.weights(x1.mean(1, keepdim=True), x1.amax(1, keepdim=True))  # (N, 1, H, W)
         if self.attention_sink is not None:
             self._emit(channel=ca, spatial=sa)
-        return x1.mul_(sa) if not tracing() and not torch.is_grad_enabled() else x1 * sa
+        return x1.mul_(sa) if not torch.is_grad_enabled() else x1 * sa
 
     def _record_detached(self, x: Tensor) -> None:
         with torch.no_grad():

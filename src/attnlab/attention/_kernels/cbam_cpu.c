@@ -1,0 +1,121 @@
+/* Fused CPU kernels for CBAM on NCHW-contiguous float32/float64 tensors.
+ *
+ * x is (N, C, P) with P = H * W. Each kernel makes one pass over the full tensor(s):
+ *   pool_hw  : avg, max and first arg-max over P of every (n, c) row            (reads x)
+ *   pool_c   : mean, max and first arg-max over C of x * ca, for every (n, p)   (reads x)
+ *   apply    : out = x * ca * sa                                               (reads x, writes out)
+ *   bwd_dots : gsa[n,p] = sum_c g*x*ca[c];  gca[n,c] = sum_p g*x*sa[p]          (reads g, x)
+ *   bwd_gx   : gx = ca * (g * sa + gm[p]) + gavg[c]                            (reads g, writes gx)
+ * The small pooled tensors (N, C) and (N, P) are contiguous. Loops over the contiguous axis are
+ * written so that gcc vectorises them; OpenMP splits the work over (n, block) pairs.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <stdlib.h>
+
+#define PBLOCK 1024
+#define LANES 8
+
+#define DEFINE_KERNELS(T, IT, S)                                                                          \
+void pool_hw_##S(const T *x, int64_t rows, int64_t P, T *avg, T *mx, int64_t *arg, int nt) {          \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t r = 0; r < rows; ++r) {                                                              \
+        const T *row = x + r * P;                                                                     \
+        T sl[LANES], ml[LANES]; IT al[LANES]; int64_t p = 0;                                         \
+        for (int l = 0; l < LANES; ++l) { sl[l] = 0; ml[l] = row[0]; al[l] = 0; }                     \
+        for (; p + LANES <= P; p += LANES)                                                            \
+            for (int l = 0; l < LANES; ++l) {                                                         \
+                T v = row[p + l]; sl[l] += v;                                                         \
+                int gt = (v > ml[l]) | (v != v); /* NaN propagates, as torch.amax */                 \
+                ml[l] = gt ? v : ml[l]; al[l] = gt ? (IT)(p + l) : al[l];                             \
+            }                                                                                         \
+        T s = 0, m = ml[0]; int64_t a = al[0];                                                        \
+        for (int l = 0; l < LANES; ++l) {                                                             \
+            s += sl[l];                                                                               \
+            if ((ml[l] > m) | (ml[l] != ml[l] && m == m) | (ml[l] == m && al[l] < a)) { m = ml[l]; a = al[l]; } \
+        }                                                                                             \
+        for (; p < P; ++p) { T v = row[p]; s += v; if ((v > m) | (v != v && m == m)) { m = v; a = p; } } \
+        avg[r] = s / (T)P; mx[r] = m; arg[r] = a;                                                     \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+void pool_c_##S(const T *x, const T *ca, int64_t N, int64_t C, int64_t P,                           \
+                T *mean, T *mx, int64_t *arg, int nt) {                                               \
+    int64_t nb = (P + PBLOCK - 1) / PBLOCK;                                                           \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t job = 0; job < N * nb; ++job) {                                                      \
+        int64_t n = job / nb, p0 = (job % nb) * PBLOCK, p1 = p0 + PBLOCK < P ? p0 + PBLOCK : P;       \
+        int64_t L = p1 - p0;                                                                          \
+        T s[PBLOCK], m[PBLOCK]; int64_t a[PBLOCK];                                                    \
+        const T *xn = x + n * C * P; const T *can = ca + n * C;                                       \
+        T w0 = can[0];                                                                                \
+        for (int64_t i = 0; i < L; ++i) { T v = xn[p0 + i] * w0; s[i] = v; m[i] = v; a[i] = 0; }      \
+        for (int64_t c = 1; c < C; ++c) {                                                             \
+            const T *xc = xn + c * P + p0; T w = can[c];                                              \
+            for (int64_t i = 0; i < L; ++i) {                                                         \
+                T v = xc[i] * w; s[i] += v;                                                           \
+                int gt = v > m[i] || v != v; m[i] = gt ? v : m[i]; a[i] = gt ? c : a[i];                        \
+            }                                                                                         \
+        }                                                                                             \
+        T invC = (T)1 / (T)C;                                                                         \
+        for (int64_t i = 0; i < L; ++i) {                                                             \
+            mean[n * P + p0 + i] = s[i] * invC; mx[n * P + p0 + i] = m[i]; arg[n * P + p0 + i] = a[i];\
+        }                                                                                             \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+void apply_##S(const T *x, const T *ca, const T *sa, int64_t N, int64_t C, int64_t P, T *out, int nt) {\
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t r = 0; r < N * C; ++r) {                                                             \
+        const T *xr = x + r * P; const T *san = sa + (r / C) * P; T w = ca[r]; T *o = out + r * P;    \
+        for (int64_t p = 0; p < P; ++p) o[p] = xr[p] * w * san[p];                                   \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+void bwd_dots_##S(const T *g, const T *x, const T *ca, const T *sa, int64_t N, int64_t C, int64_t P,  \
+                  T *gsa, T *gca, int nt) {                                                           \
+    int64_t nb = (P + PBLOCK - 1) / PBLOCK;                                                           \
+    /* gca partial sums per P-block, reduced afterwards so every job writes its own memory. */        \
+    T *part = (T *)malloc(sizeof(T) * N * nb * C);                                                    \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t job = 0; job < N * nb; ++job) {                                                      \
+        int64_t n = job / nb, b = job % nb, p0 = b * PBLOCK, p1 = p0 + PBLOCK < P ? p0 + PBLOCK : P;  \
+        int64_t L = p1 - p0;                                                                          \
+        T acc[PBLOCK];                                                                                \
+        for (int64_t i = 0; i < L; ++i) acc[i] = 0;                                                   \
+        const T *san = sa + n * P + p0; const T *can = ca + n * C; T *pc = part + (n * nb + b) * C;   \
+        for (int64_t c = 0; c < C; ++c) {                                                             \
+            const T *gc = g + (n * C + c) * P + p0; const T *xc = x + (n * C + c) * P + p0;           \
+            T w = can[c], dl[LANES], d = 0; int64_t i = 0;                                            \
+            for (int l = 0; l < LANES; ++l) dl[l] = 0;                                                \
+            for (; i + LANES <= L; i += LANES)                                                        \
+                for (int l = 0; l < LANES; ++l) {                                                     \
+                    T gx = gc[i + l] * xc[i + l]; acc[i + l] += gx * w; dl[l] += gx * san[i + l];     \
+                }                                                                                     \
+            for (; i < L; ++i) { T gx = gc[i] * xc[i]; acc[i] += gx * w; d += gx * san[i]; }          \
+            for (int l = 0; l < LANES; ++l) d += dl[l];                                               \
+            pc[c] = d;                                                                                \
+        }                                                                                             \
+        for (int64_t i = 0; i < L; ++i) gsa[n * P + p0 + i] = acc[i];                                 \
+    }                                                                                                 \
+    for (int64_t n = 0; n < N; ++n)                                                                   \
+        for (int64_t c = 0; c < C; ++c) {                                                             \
+            T d = 0;                                                                                  \
+            for (int64_t b = 0; b < nb; ++b) d += part[(n * nb + b) * C + c];                         \
+            gca[n * C + c] = d;                                                                       \
+        }                                                                                             \
+    free(part);                                                                                       \
+}                                                                                                     \
+                                                                                                      \
+void bwd_gx_##S(const T *g, const T *ca, const T *sa, const T *gm, const T *gavg, int64_t N, int64_t C,\
+                int64_t P, T *gx, int nt) {                                                           \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t r = 0; r < N * C; ++r) {                                                             \
+        const T *gr = g + r * P; const T *san = sa + (r / C) * P; const T *gmn = gm + (r / C) * P;    \
+        T w = ca[r], b = gavg[r]; T *o = gx + r * P;                                                  \
+        for (int64_t p = 0; p < P; ++p) o[p] = w * (gr[p] * san[p] + gmn[p]) + b;                     \
+    }                                                                                                 \
+}
+
+DEFINE_KERNELS(float, int32_t, f32)
+DEFINE_KERNELS(double, int64_t, f64)

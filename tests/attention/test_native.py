@@ -1,0 +1,76 @@
+"""The native CBAM kernels against the pure-PyTorch path and the seed's composition."""
+
+import pytest
+import torch
+
+from attnlab.attention import CBAM, _gates
+from attnlab.attention import cbam as cbam_mod
+from attnlab.attention._kernels import available
+from attnlab.attention.reference import SeedCBAM
+
+pytestmark = pytest.mark.skipif(not available(), reason="no C compiler: native kernels not built")
+
+
+def _pair(c, dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    ref = SeedCBAM(c).to(dtype)
+    ours = CBAM(c).to(dtype)
+    ours.channel_attention.load_state_dict(ref.ca.state_dict(), strict=True)
+    ours.spatial_attention.load_state_dict(ref.sa.state_dict(), strict=True)
+    return ref, ours
+
+
+@pytest.mark.parametrize("shape", [(2, 32, 7, 5), (1, 16, 1, 1), (2, 24, 33, 35), (3, 48, 4, 9)])
+def test_native_forward_backward_match_seed(shape):
+    ref, ours = _pair(shape[1])
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(*shape, dtype=torch.float64)
+    assert _gates._native_ok(x)
+    a, b = ref(x), ours(x)
+    torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+    ga = torch.autograd.grad(a, [x, *ref.parameters()], g)
+    gb = torch.autograd.grad(b, [x, *ours.parameters()], g)
+    for u, v in zip(ga, gb, strict=True):
+        torch.testing.assert_close(v, u, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), a, rtol=1e-12, atol=1e-12)
+
+
+def test_native_and_pure_paths_agree_in_float32(monkeypatch):
+    _, ours = _pair(64, torch.float32)
+    x = torch.randn(4, 64, 14, 14, requires_grad=True)
+    g = torch.randn_like(x)
+    out_n = ours(x)
+    gx_n, = torch.autograd.grad(out_n, x, g)
+    monkeypatch.setattr(cbam_mod, "_native_ok", lambda t: False)
+    out_p = ours(x)
+    gx_p, = torch.autograd.grad(out_p, x, g)
+    torch.testing.assert_close(out_n, out_p, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gx_n, gx_p, rtol=1e-4, atol=1e-6)
+
+
+def test_channels_last_and_non_float_take_the_pure_path():
+    x = torch.randn(2, 8, 5, 5).contiguous(memory_format=torch.channels_last)
+    assert not _gates._native_ok(x)
+    assert not _gates._native_ok(torch.randn(2, 8, 5, 5, dtype=torch.bfloat16))
+    assert _gates._native_ok(torch.randn(2, 8, 5, 5))
+
+
+def test_nan_input_propagates_like_torch():
+    _, ours = _pair(16, torch.float32)
+    x = torch.randn(1, 16, 4, 4)
+    x[0, 3, 1, 2] = float("nan")
+    with torch.no_grad():
+        y = ours(x)
+    assert torch.isnan(y).any()
+
+
+def test_ties_send_the_max_gradient_to_one_element_like_the_seed():
+    # A post-ReLU-like input with exact ties: rows of zeros.
+    ref, ours = _pair(16)
+    x = torch.relu(torch.randn(2, 16, 3, 3, dtype=torch.float64)).requires_grad_()
+    x.data[:, :, 0, 0] = 0.0
+    g = torch.randn(2, 16, 3, 3, dtype=torch.float64)
+    ga, = torch.autograd.grad(ref(x), x, g)
+    gb, = torch.autograd.grad(ours(x), x, g)
+    torch.testing.assert_close(gb, ga, rtol=1e-10, atol=1e-12)
