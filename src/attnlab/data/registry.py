@@ -1,0 +1,79 @@
+"""Dataset registry: one name, one factory; ``create_dataset(name, split, root, **kwargs)``.
+
+Example:
+    >>> from attnlab.data import create_dataset, list_datasets
+    >>> "cluttered-fashion-mnist" in list_datasets()
+    True
+    >>> ds = create_dataset("fashion-mnist", "test")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from .cifar import CIFAR10, CIFAR100
+from .cluttered import ClutteredFashionMNIST
+from .fashion_mnist import FashionMNIST
+from .folder import ImageFolder
+
+__all__ = ["create_dataset", "list_datasets", "register_dataset"]
+
+Factory = Callable[..., Dataset]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register_dataset(name: str, factory: Factory) -> Factory:
+    """Register ``factory(split, root, **kwargs) -> Dataset`` under ``name``.
+
+    Raises:
+        ValueError: ``name`` is empty or not lower case, or already registered to another factory.
+    """
+    if not name or name != name.strip().lower():
+        raise ValueError(f"dataset names are non-empty and lower case, got {name!r}")
+    if name in _REGISTRY and _REGISTRY[name] is not factory:
+        raise ValueError(f"dataset name {name!r} is already registered")
+    _REGISTRY[name] = factory
+    return factory
+
+
+def list_datasets() -> list[str]:
+    """Sorted names of every registered dataset."""
+    return sorted(_REGISTRY)
+
+
+def create_dataset(name: str, split: str | None = "train", root: str | os.PathLike | None = None,
+                   **kwargs) -> Dataset:
+    """Build dataset ``name``'s ``split`` from ``root`` (each dataset's default folder when ``None``).
+
+    ``kwargs`` go to the dataset class (``transform``, and e.g. ``canvas``/``seed`` for
+    ``cluttered-fashion-mnist``, ``label_mode`` for ``cifar100``). For ``image-folder``, ``root`` is required
+    and the classes are read from ``root/split`` (or from ``root`` itself when ``split`` is None).
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones and the closest match).
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in _REGISTRY:
+        known = list_datasets()
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.4)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown dataset {name!r}{hint}; known: {', '.join(known)}")
+    return _REGISTRY[key](split, root, **kwargs)
+
+
+def _image_folder(split: str | None, root: str | os.PathLike | None, **kwargs) -> ImageFolder:
+    if root is None:
+        raise ValueError("image-folder needs root= (the folder of class subfolders, or of split folders)")
+    return ImageFolder(Path(root) / split if split is not None else root, **kwargs)
+
+
+register_dataset("fashion-mnist", lambda split, root, **kw: FashionMNIST(root, split, **kw))
+register_dataset("cluttered-fashion-mnist", lambda split, root, **kw: ClutteredFashionMNIST(root, split, **kw))
+register_dataset("cifar10", lambda split, root, **kw: CIFAR10(root, split, **kw))
+register_dataset("cifar100", lambda split, root, **kw: CIFAR100(root, split, **kw))
+register_dataset("image-folder", _image_folder)
