@@ -4,21 +4,36 @@ Every module maps (N, C, H, W) to (N, C, H, W) and can report the attention it a
 recording protocol of :mod:`attnlab.attention.base`.
 """
 
+from .bam import BAM
 from .base import AttentionMaps, AttentionModule, reduced_channels
 from .cbam import CBAM, ChannelAttention, SpatialAttention
+from .coord import CoordAttention
 from .eca import EfficientChannelAttention, eca_kernel_size
+from .gc import GlobalContext
+from .non_local import NON_LOCAL_MODES, NonLocal
 from .recording import attention_modules, record_attention
 from .registry import create_attention, get_attention_class, list_attention, register_attention
+from .scse import SCSE
 from .se import SqueezeExcitation
+from .simam import SimAM
+from .triplet import TripletAttention
 
 __all__ = [
     "AttentionMaps",
     "AttentionModule",
+    "BAM",
     "CBAM",
     "ChannelAttention",
+    "CoordAttention",
     "EfficientChannelAttention",
+    "GlobalContext",
+    "NON_LOCAL_MODES",
+    "NonLocal",
+    "SCSE",
+    "SimAM",
     "SpatialAttention",
     "SqueezeExcitation",
+    "TripletAttention",
     "attention_modules",
     "create_attention",
     "eca_kernel_size",

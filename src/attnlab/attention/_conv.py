@@ -28,19 +28,32 @@ class _SameConv2d(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         ctx.padding = padding
         ctx.has_bias = bias is not None
+        ctx.bias = bias
         return F.conv2d(x, weight, bias, padding=padding)
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, weight = ctx.saved_tensors
         p = ctx.padding
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the stock conv instead
+            inputs = [x, weight] + ([ctx.bias] if ctx.has_bias else [])
+            wanted = [t for t in inputs if t.requires_grad]
+            with torch.enable_grad():
+                out = F.conv2d(x, weight, ctx.bias if ctx.has_bias else None, padding=p)
+                it = iter(torch.autograd.grad(out, wanted, g, create_graph=True, allow_unused=True))
+            grads = [next(it) if t.requires_grad else None for t in inputs]
+            return grads[0], grads[1], grads[2] if ctx.has_bias else None, None
         gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = F.conv2d(g, weight.flip(2, 3).transpose(0, 1), padding=p)  # (N, I, H, W)
-        if ctx.needs_input_grad[1]:
-            gw = F.conv2d(x.transpose(0, 1), g.transpose(0, 1), padding=p).transpose(0, 1)  # (O, I, k, k)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = g.sum((0, 2, 3))
+        # Under autocast the forward ran in a lower precision: do the backward convs in g's dtype and hand
+        # each gradient back in its input's dtype.
+        with torch.autocast(g.device.type, enabled=False):
+            if ctx.needs_input_grad[0]:
+                gx = F.conv2d(g, weight.to(g.dtype).flip(2, 3).transpose(0, 1), padding=p).to(x.dtype)  # (N, I, H, W)
+            if ctx.needs_input_grad[1]:
+                gw = F.conv2d(x.to(g.dtype).transpose(0, 1), g.transpose(0, 1), padding=p).transpose(0, 1)
+                gw = gw.to(weight.dtype)  # (O, I, k, k)
+            if ctx.has_bias and ctx.needs_input_grad[2]:
+                gb = g.sum((0, 2, 3)).to(weight.dtype)
         return gx, gw, gb, None
 
 

@@ -28,11 +28,27 @@ SpatialGateFn = Callable[[Tensor, Tensor], Tensor]  # (N, 1, H, W) mean, (N, 1, 
 def _small_grad(outputs: Tensor, inputs: Sequence[Tensor], params: Sequence[Tensor], grad: Tensor):
     """Gradients of a small gate graph w.r.t. its descriptor inputs and the parameters that need them."""
     wanted = [p for p in params if p.requires_grad]
-    grads = torch.autograd.grad(outputs, [*inputs, *wanted], grad, allow_unused=True)
+    # retain_graph: the small graph lives as long as this node does, so a second backward (retain_graph=True
+    # upstream, gradcheck) can walk it again.
+    grads = torch.autograd.grad(outputs, [*inputs, *wanted], grad, allow_unused=True, retain_graph=True)
     n = len(inputs)
     it = iter(grads[n:])
     param_grads = [next(it) if p.requires_grad else None for p in params]
     return grads[:n], param_grads
+
+
+def _differentiable_grad(plain: Callable[[], Tensor], inputs: Sequence[Tensor], g: Tensor) -> list[Tensor | None]:
+    """Gradients through the plain (stock autograd) forward, keeping their graph.
+
+    Used when the backward itself is being recorded (``create_graph=True``, e.g. gradient penalties or
+    ``gradgradcheck``): the hand-written backwards are first-order only, so the forward is recomputed
+    from the saved inputs with differentiable ops and differentiated with ``create_graph=True``.
+    """
+    wanted = [t for t in inputs if t.requires_grad]
+    with torch.enable_grad():
+        out = plain()
+        grads = iter(torch.autograd.grad(out, wanted, g, create_graph=True, allow_unused=True))
+    return [next(grads) if t.requires_grad else None for t in inputs]
 
 
 def _amax_mask_grad(x: Tensor, xmax: Tensor, gmax: Tensor, dims: tuple[int, ...], out: Tensor) -> Tensor:
@@ -46,37 +62,71 @@ def _amax_mask_grad(x: Tensor, xmax: Tensor, gmax: Tensor, dims: tuple[int, ...]
 
 
 class ChannelGate(torch.autograd.Function):
-    """out = x * gate(avg_hw(x) [, max_hw(x)]) with the gate a small differentiable function.
+    """out = x * gate(avg_hw(x)) with the gate a small differentiable function (SE, ECA).
 
-    Inputs: x (N, C, H, W), the gate, whether it also takes the max descriptor, then the gate's
-    parameters (so that their gradients are returned).
+    Inputs: x (N, C, H, W), the gate, then the gate's parameters (so their gradients are returned).
+    Backward: d gate = sum_hw g * x (one read of g and x with the native row-dot kernel, else one
+    product and a sum), d x = g * w + d avg / HW in a single ``addcmul``.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, gate: ChannelGateFn, use_max: bool, *params: Tensor) -> Tensor:
+    def forward(ctx, x: Tensor, gate: ChannelGateFn, *params: Tensor) -> Tensor:
         avg = x.mean((2, 3)).requires_grad_()  # (N, C)
-        mx = x.amax((2, 3)).requires_grad_() if use_max else None  # (N, C)
         with torch.enable_grad():
-            w = gate(avg, mx)  # (N, C)
+            w = gate(avg, None)  # (N, C)
         ctx.save_for_backward(x, *params)
-        ctx.small = (avg, mx, w)
-        return x * w.detach()[:, :, None, None]
+        ctx.small = (avg, w)
+        ctx.gate = gate
+        return x * w.detach().to(x.dtype)[:, :, None, None]
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, *params = ctx.saved_tensors
-        avg, mx, w = ctx.small
-        ctx.small = None
-        hw = x.shape[2] * x.shape[3]
-        gw = torch.mul(g, x).sum((2, 3))  # (N, C): d out / d w
-        inputs = [avg] if mx is None else [avg, mx]
-        (gavg, *rest), gparams = _small_grad(w, inputs, params, gw)
-        # d x = g * w + gavg / HW (+ the max-pool scatter), in one pass for the first two terms.
-        gx = torch.addcmul((gavg / hw)[:, :, None, None], g, w.detach()[:, :, None, None])
-        if mx is not None and rest[0] is not None:
-            scratch = torch.empty_like(x)
-            gx.add_(_amax_mask_grad(x, mx.detach()[:, :, None, None], rest[0][:, :, None, None], (2, 3), scratch))
-        return (gx, None, None, *gparams)
+        avg, w = ctx.small
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
+            gate = ctx.gate
+            grads = _differentiable_grad(lambda: x * gate(x.mean((2, 3)), None)[:, :, None, None], [x, *params], g)
+            return (grads[0], None, *grads[1:])
+        n, c, h, wd = x.shape
+        g = g.contiguous(memory_format=_memory_format(x))
+        gw = _row_dot(g, x)  # (N, C): d out / d w
+        (gavg,), gparams = _small_grad(w, [avg], params, gw.to(w.dtype))
+        # d x = g * w + gavg / HW, in one pass.
+        wd_ = w.detach().to(x.dtype)[:, :, None, None]
+        gx = torch.addcmul((gavg.to(x.dtype) / (h * wd))[:, :, None, None], g, wd_)
+        return (gx, None, *gparams)
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _row_dot(a: Tensor, b: Tensor) -> Tensor:
+    """sum over (H, W) of a * b: (N, C, H, W) x2 -> (N, C); native kernel for NCHW float32/64 on CPU."""
+    if a.is_contiguous() and b.is_contiguous() and _native_ok(b) and a.dtype == b.dtype:
+        from ._kernels import load
+
+        n, c, h, w = b.shape
+        out = b.new_empty(n, c)
+        sfx = "f64" if b.dtype == torch.float64 else "f32"
+        getattr(load(), f"row_dot_{sfx}")(a.data_ptr(), b.data_ptr(), n * c, h * w, out.data_ptr(),
+                                          torch.get_num_threads())
+        return out
+    return torch.mul(a, b).sum((2, 3))
+
+
+def cbam_plain(x: Tensor, channel_gate: ChannelGateFn, spatial_gate: SpatialGateFn) -> Tensor:
+    """CBAM with stock differentiable ops: x1 = x * Mc(x), out = x1 * Ms(x1)."""
+    x1 = x * channel_gate(x.mean((2, 3)), x.amax((2, 3)))[:, :, None, None]
+    return x1 * spatial_gate(x1.mean(1, keepdim=True), x1.amax(1, keepdim=True))
+
+
+def _cbam_differentiable_backward(ctx, x: Tensor, params: Sequence[Tensor], g: Tensor):
+    channel_gate, spatial_gate = ctx.gates
+    grads = _differentiable_grad(lambda: cbam_plain(x, channel_gate, spatial_gate), [x, *params], g)
+    return (grads[0], None, None, None, *grads[1:])
 
 
 class CBAMGate(torch.autograd.Function):
@@ -102,13 +152,15 @@ class CBAMGate(torch.autograd.Function):
         ctx.save_for_backward(x, x1, *params)
         ctx.small = (avg, mx, ca, smean, smax, sa)
         ctx.n_channel_params = n_channel_params
+        ctx.gates = (channel_gate, spatial_gate)
         return x1 * sa.detach()
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, x1, *params = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
+            return _cbam_differentiable_backward(ctx, x, params, g)
         avg, mx, ca, smean, smax, sa = ctx.small
-        ctx.small = None
         k = ctx.n_channel_params
         n, c, h, w = x.shape
         cad = ca.detach()[:, :, None, None]
@@ -191,6 +243,7 @@ class CBAMGateNative(torch.autograd.Function):
         ctx.save_for_backward(x, *params)
         ctx.small = state
         ctx.n_channel_params = n_channel_params
+        ctx.gates = (channel_gate, spatial_gate)
         return out
 
     @staticmethod
@@ -199,8 +252,9 @@ class CBAMGateNative(torch.autograd.Function):
 
         lib = load()
         x, *params = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
+            return _cbam_differentiable_backward(ctx, x, params, g)
         avg, mx, ca, smean, smax, sa, argp, argc = ctx.small
-        ctx.small = None
         k = ctx.n_channel_params
         sfx = "f64" if x.dtype == torch.float64 else "f32"
         nt = torch.get_num_threads()

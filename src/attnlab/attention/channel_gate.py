@@ -24,7 +24,7 @@ class ChannelGateModule(AttentionModule):
         self._check_input(x)
         params = list(self.parameters())
         if not tracing() and needs_grad(x, params):
-            out = ChannelGate.apply(x, self.weights, False, *params)
+            out = ChannelGate.apply(x, self.weights, *params)
             if self.attention_sink is not None:
                 self._emit(channel=self.weights(x.detach().mean((2, 3))))
             return out

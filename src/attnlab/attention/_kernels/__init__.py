@@ -23,7 +23,7 @@ from pathlib import Path
 
 __all__ = ["load", "available"]
 
-_SOURCE = Path(__file__).with_name("cbam_cpu.c")
+_SOURCE = Path(__file__).with_name("cbam_cpu.c")  # CBAM kernels and the SE/ECA gate dot
 _FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -35,6 +35,7 @@ _SIGNATURES = {
     "apply": "pppiiipi",
     "bwd_dots": "ppppiiippi",
     "bwd_gx": "pppppiiipi",
+    "row_dot": "ppiipi",
 }
 
 

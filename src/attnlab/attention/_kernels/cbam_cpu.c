@@ -6,6 +6,7 @@
  *   apply    : out = x * ca * sa                                               (reads x, writes out)
  *   bwd_dots : gsa[n,p] = sum_c g*x*ca[c];  gca[n,c] = sum_p g*x*sa[p]          (reads g, x)
  *   bwd_gx   : gx = ca * (g * sa + gm[p]) + gavg[c]                            (reads g, writes gx)
+ *   row_dot  : d[r] = sum_p a[r, p] * b[r, p]  (the SE/ECA gate gradient)       (reads a, b)
  * The small pooled tensors (N, C) and (N, P) are contiguous. Loops over the contiguous axis are
  * written so that gcc vectorises them; OpenMP splits the work over (n, block) pairs.
  */
@@ -117,5 +118,21 @@ void bwd_gx_##S(const T *g, const T *ca, const T *sa, const T *gm, const T *gavg
     }                                                                                                 \
 }
 
+#define DEFINE_ROW_DOT(T, S)                                                                          \
+void row_dot_##S(const T *a, const T *b, int64_t rows, int64_t P, T *d, int nt) {                      \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t r = 0; r < rows; ++r) {                                                              \
+        const T *ar = a + r * P, *br = b + r * P; T dl[LANES], s = 0; int64_t p = 0;                 \
+        for (int l = 0; l < LANES; ++l) dl[l] = 0;                                                    \
+        for (; p + LANES <= P; p += LANES)                                                            \
+            for (int l = 0; l < LANES; ++l) dl[l] += ar[p + l] * br[p + l];                           \
+        for (; p < P; ++p) s += ar[p] * br[p];                                                        \
+        for (int l = 0; l < LANES; ++l) s += dl[l];                                                   \
+        d[r] = s;                                                                                     \
+    }                                                                                                 \
+}
+
+DEFINE_ROW_DOT(float, f32)
+DEFINE_ROW_DOT(double, f64)
 DEFINE_KERNELS(float, int32_t, f32)
 DEFINE_KERNELS(double, int64_t, f64)
