@@ -7,7 +7,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 
 .PHONY: setup test test-slow demo bench lint clean
 
-setup: $(STAMP) fashion-mnist
+setup: $(STAMP) system-deps
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -19,13 +19,22 @@ $(STAMP): $(VPY) pyproject.toml constraints.txt
 	$(VPY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-# Debian's Fashion-MNIST package, when we are root and it is missing (loaders also take a directory).
-.PHONY: fashion-mnist
-fashion-mnist:
-	@if [ ! -f $(FMNIST)/train-images-idx3-ubyte.gz ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-		echo "installing dataset-fashion-mnist"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-		|| echo "warning: could not install dataset-fashion-mnist; tests that need it will skip"; \
+# Debian packages, when we are root and they are missing: the Fashion-MNIST files (loaders also take a
+# directory) and Chromium (the report test opens the study's page in it). Without root, those tests skip.
+APT_PKGS :=
+ifeq ($(wildcard $(FMNIST)/train-images-idx3-ubyte.gz),)
+APT_PKGS += dataset-fashion-mnist
+endif
+ifeq ($(shell command -v chromium 2>/dev/null),)
+APT_PKGS += chromium
+endif
+
+.PHONY: system-deps
+system-deps:
+	@if [ -n "$(strip $(APT_PKGS))" ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages: $(APT_PKGS)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null) \
+		|| echo "warning: could not install $(APT_PKGS); the tests that need them will skip"; \
 	fi
 
 test: setup

@@ -73,9 +73,142 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(p: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--model", default=d.model, help="model name (attnlab.list_models())")
+    p.add_argument("--attention", default=None, help="attention module name, or none for the vanilla network")
+    p.add_argument("--attention-kwargs", default="{}", help='JSON options for the attention modules, e.g. \'{"reduction": 8}\'')
+    p.add_argument("--dataset", default=d.dataset, help="dataset name (attnlab.data.list_datasets())")
+    p.add_argument("--data-root", default=None, help="directory of the dataset files")
+    p.add_argument("--out", required=True, help="run directory: checkpoints, metrics, summary")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=d.amp)
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--no-augment", action="store_true", help="no training augmentation")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training samples")
+    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test samples")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or periodic log lines")
+
+
+def _json_arg(text: str, flag: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{flag} must be a JSON object, e.g. '{{\"reduction\": 8}}': {err}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
+    return value
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    attention = None if args.attention in (None, "", "none", "vanilla") else args.attention
+    config = TrainConfig(model=args.model, attention=attention,
+                         attention_kwargs=_json_arg(args.attention_kwargs, "--attention-kwargs"),
+                         dataset=args.dataset, data_root=args.data_root, epochs=args.epochs,
+                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+                         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+                         label_smoothing=args.label_smoothing, amp=args.amp, channels_last=args.channels_last,
+                         compile=args.compile, augment=not args.no_augment, seed=args.seed, device=args.device,
+                         limit_train=args.limit_train, limit_test=args.limit_test, num_threads=args.threads)
+    train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="run directory or checkpoint directory")
+    p.add_argument("--dataset", default=None, help="dataset (default: the one the model was trained on)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default=None)
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench import format_table
+    from .train import evaluate_checkpoint
+
+    result, classes, ckpt = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split,
+                                                root=args.data_root, batch_size=args.batch_size,
+                                                device=args.device, limit=args.limit)
+    if args.json:
+        print(json.dumps({"checkpoint": str(ckpt.path), "classes": classes, **result.as_dict()}))
+        return 0
+    cfg = ckpt.model_config
+    print(f"{cfg['name']} attention={cfg.get('attention')} from {ckpt.path} (epoch {ckpt.epoch})")
+    print(f"accuracy {result.accuracy:.4f}  loss {result.loss:.4f}  on {result.count} {args.split} images\n")
+    print(format_table(["class", "accuracy"], [[c, a] for c, a in zip(classes, result.per_class_accuracy)]))
+    short = [c[:6] for c in classes]
+    print("\nconfusion matrix (rows: true class, columns: predicted)")
+    print(format_table(["", *short], [[s, *row] for s, row in zip(short, result.confusion)]))
+    return 0
+
+
+def _add_study(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="quick", help="quick (default: minutes on a CPU) or full (meant for a GPU)")
+    p.add_argument("--out", default="report", help="report directory: index.html, results.json, figures/, runs/")
+    p.add_argument("--runs", default=None, help="where the training runs live (default: OUT/runs); finished runs "
+                                                 "are reused")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                   help="variants to compare (vanilla and attention names), e.g. vanilla se cbam")
+    p.add_argument("--non-local", action="store_true", help="add the Non-Local variant")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--limit-train", type=int, default=None)
+    p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--n-localisation", type=int, default=None, help="test canvases scored for localisation")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from .study import get_preset, run_study
+
+    preset = get_preset(args.preset)
+    attentions = None
+    if args.models:
+        attentions = tuple(None if m in ("vanilla", "none") else m for m in args.models)
+    if args.non_local:
+        attentions = (*(attentions or preset.attentions), "non_local")
+    preset = preset.with_overrides(attentions=attentions, seeds=tuple(args.seeds) if args.seeds else None,
+                                   epochs=args.epochs, limit_train=args.limit_train, limit_test=args.limit_test,
+                                   n_localisation=args.n_localisation)
+    command = "attnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "attnlab study"
+    result = run_study(preset, args.out, runs_dir=args.runs, device=args.device, progress=not args.no_progress,
+                       command=command)
+    print(f"\nreport: {result.report.resolve()}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "list": ("list the attention modules with their parameter formulas and papers", _add_list, _run_list),
     "bench": ("benchmark modules (more targets in later versions)", _add_bench, _run_bench),
+    "train": ("train a model (also under torchrun for many processes/GPUs)", _add_train, _run_train),
+    "study": ("train vanilla and attention networks alike, measure accuracy, cost and localisation, and write "
+              "an HTML report with a verdict", _add_study, _run_study),
+    "eval": ("evaluate a trained checkpoint: accuracy, loss, per-class accuracy, confusion matrix", _add_eval,
+             _run_eval),
 }
 
 
@@ -96,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][2](args)
-    except (ValueError, FileNotFoundError, TypeError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError, FloatingPointError) as err:
         print(f"attnlab: error: {err}", file=sys.stderr)
         return 2
 

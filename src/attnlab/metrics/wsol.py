@@ -1,0 +1,211 @@
+"""Weakly-supervised object localisation metrics of Choe et al., "Evaluating Weakly Supervised Object
+Localization Methods Right" (CVPR 2020, https://arxiv.org/abs/2001.07437), as batched tensor code.
+
+Both are dataset-level: the CAM threshold is chosen over the whole evaluation set, so each has an
+accumulator (``update`` per batch, ``compute`` at the end) and a one-call function.
+
+* MaxBoxAccV2: every map is min-max normalised and binarised at ``map > tau`` for each tau in
+  ``thresholds`` (0, 0.01, ..., 0.99 as their ``cam_curve_interval=0.01``); the boxes around *all*
+  connected segments are candidates and the best match with the ground-truth box(es) counts. For each
+  IoU criterion delta in (0.3, 0.5, 0.7), BoxAcc(tau, delta) is the fraction of images with best IoU
+  >= delta; MaxBoxAccV2 is the mean over delta of max over tau of BoxAcc.
+* PxAP: pixel precision and recall of ``map >= tau`` against ground-truth masks, accumulated over all
+  pixels of the set at the same thresholds, and the area under the precision-recall curve
+  sum_l P(tau_l) (R(tau_l) - R(tau_l+1)), binned exactly as their ``MaskEvaluator``.
+
+Differences from their reference code (``wsolevaluation``), stated so results can be compared: maps are
+thresholded in floating point rather than after a cast to uint8; segments are 8-connected components
+of the binary map (their OpenCV contours also return holes' boxes, which lie inside an outer box and
+rarely win); boxes use exclusive x1/y1 throughout (their IoU adds 1 to widths and clips x1 to W - 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ._regions import as_boxes, as_maps, box_iou, component_boxes, largest_component, mask_to_box
+
+__all__ = ["MaxBoxAccV2", "MaxBoxAccResult", "PxAP", "max_box_acc_v2", "pxap", "default_thresholds"]
+
+
+def default_thresholds(interval: float = 0.01) -> Tensor:
+    """CAM thresholds 0, interval, ..., < 1 (float64), as ``np.arange(0, 1, interval)`` in Choe et al."""
+    n = int(round(1 / interval))
+    return torch.arange(n, dtype=torch.float64) * interval
+
+
+def _normalise(maps: Tensor) -> Tensor:
+    lo = maps.amin((1, 2), keepdim=True)
+    m = maps.double() - lo.double()
+    hi = m.amax((1, 2), keepdim=True)
+    return torch.where(hi > 0, m / hi.clamp_min(1e-300), torch.zeros_like(m))
+
+
+@dataclass
+class MaxBoxAccResult:
+    """MaxBoxAccV2 and its parts.
+
+    Attributes:
+        value: the mean over IoU criteria of the best box accuracy (in [0, 1]).
+        per_iou: IoU criterion -> best box accuracy over thresholds.
+        best_threshold: IoU criterion -> the CAM threshold achieving it.
+        curve: (T, D) box accuracy at each threshold and IoU criterion.
+    """
+
+    value: float
+    per_iou: dict[float, float] = field(default_factory=dict)
+    best_threshold: dict[float, float] = field(default_factory=dict)
+    curve: Tensor | None = field(default=None, repr=False)
+
+
+class MaxBoxAccV2:
+    """Accumulate box hits over a dataset at every CAM threshold and IoU criterion.
+
+    Args:
+        thresholds: CAM thresholds (default 0, 0.01, ..., 0.99).
+        iou_thresholds: IoU criteria delta (default 0.3, 0.5, 0.7).
+        multi_contour: boxes of all segments (V2, default) or only of the largest (MaxBoxAcc, V1).
+        connectivity: 8 or 4 for the segments.
+        chunk_pixels: upper bound on (images x thresholds x pixels) processed at once (memory).
+
+    Example:
+        >>> acc = MaxBoxAccV2()
+        >>> for maps, boxes in batches:
+        ...     acc.update(maps, boxes)
+        >>> acc.compute().value
+    """
+
+    def __init__(self, thresholds: Sequence[float] | Tensor | None = None,
+                 iou_thresholds: Sequence[float] = (0.3, 0.5, 0.7), multi_contour: bool = True,
+                 connectivity: int = 8, chunk_pixels: int = 2**24) -> None:
+        self.thresholds = default_thresholds() if thresholds is None else torch.as_tensor(thresholds).double()
+        if self.thresholds.dim() != 1 or not len(self.thresholds):
+            raise ValueError("thresholds must be a non-empty 1-D sequence")
+        self.iou_thresholds = tuple(float(d) for d in iou_thresholds)
+        if not self.iou_thresholds:
+            raise ValueError("iou_thresholds must not be empty")
+        self.multi_contour = multi_contour
+        self.connectivity = connectivity
+        self.chunk_pixels = int(chunk_pixels)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated."""
+        self.hits = torch.zeros(len(self.thresholds), len(self.iou_thresholds), dtype=torch.long)
+        self.count = 0
+
+    def best_ious(self, maps: Tensor, boxes: Tensor) -> Tensor:
+        """Best IoU of each image at each threshold: (N, H, W), (N, 4) / (N, M, 4) -> (N, T)."""
+        maps = _normalise(as_maps(maps))
+        n, h, w = maps.shape
+        gt = as_boxes(boxes, n).to(maps.device)  # (N, M, 4)
+        thr = self.thresholds.to(maps.device)
+        t = len(thr)
+        out = torch.empty(n, t, dtype=torch.float64, device=maps.device)
+        per_chunk = max(1, self.chunk_pixels // max(1, h * w))  # (image, threshold) pairs per chunk
+        pairs = torch.arange(n * t, device=maps.device)
+        for start in range(0, n * t, per_chunk):
+            p = pairs[start:start + per_chunk]
+            img, ti = p // t, p % t
+            binary = maps[img] > thr[ti][:, None, None]  # (P, H, W)
+            g = gt[img]  # (P, M, 4)
+            if self.multi_contour:
+                cand, present = component_boxes(binary, self.connectivity)  # (P, L, 4), (P, L)
+                iou = box_iou(cand[:, :, None], g[:, None])  # (P, L, M)
+                best = iou.amax(2).masked_fill(~present, 0).amax(1)
+            else:
+                cand = mask_to_box(largest_component(binary, self.connectivity))  # (P, 4)
+                best = box_iou(cand[:, None], g).amax(1)
+            out.view(-1)[p] = best
+        return out
+
+    def update(self, maps: Tensor, boxes: Tensor) -> None:
+        """Add a batch: maps (N, H, W) and ground-truth boxes (N, 4) or (N, M, 4), x1/y1 exclusive."""
+        best = self.best_ious(maps, boxes)  # (N, T)
+        delta = torch.tensor(self.iou_thresholds, dtype=best.dtype, device=best.device)
+        self.hits += (best[:, :, None] >= delta).sum(0).cpu()
+        self.count += best.shape[0]
+
+    def compute(self) -> MaxBoxAccResult:
+        """MaxBoxAccV2 over everything accumulated."""
+        if self.count == 0:
+            raise ValueError("MaxBoxAccV2.compute() before any update()")
+        curve = self.hits.double() / self.count  # (T, D)
+        best, arg = curve.max(0)
+        per = {d: float(b) for d, b in zip(self.iou_thresholds, best, strict=True)}
+        thr = {d: float(self.thresholds[i]) for d, i in zip(self.iou_thresholds, arg, strict=True)}
+        return MaxBoxAccResult(float(best.mean()), per, thr, curve)
+
+
+def max_box_acc_v2(maps: Tensor, boxes: Tensor, thresholds: Sequence[float] | Tensor | None = None,
+                   iou_thresholds: Sequence[float] = (0.3, 0.5, 0.7), multi_contour: bool = True) -> MaxBoxAccResult:
+    """MaxBoxAccV2 of a whole evaluation set at once (see :class:`MaxBoxAccV2`)."""
+    acc = MaxBoxAccV2(thresholds, iou_thresholds, multi_contour)
+    acc.update(maps, boxes)
+    return acc.compute()
+
+
+class PxAP:
+    """Accumulate pixel score histograms over a dataset for the pixel average precision.
+
+    Args:
+        thresholds: CAM thresholds (default 0, 0.01, ..., 0.99).
+
+    Example:
+        >>> ap = PxAP()
+        >>> for maps, masks in batches:
+        ...     ap.update(maps, masks)
+        >>> ap.compute()
+    """
+
+    def __init__(self, thresholds: Sequence[float] | Tensor | None = None) -> None:
+        thr = default_thresholds() if thresholds is None else torch.as_tensor(thresholds).double()
+        if thr.dim() != 1 or not len(thr) or not bool((thr[1:] > thr[:-1]).all()):
+            raise ValueError("thresholds must be a non-empty increasing 1-D sequence")
+        # bins [t0, t1), ..., [t_last, 1), [1, 2), [2, inf): as MaskEvaluator's right edges (.., 1, 2, 3)
+        self.edges = torch.cat([thr, torch.tensor([1.0, 2.0], dtype=torch.float64)])
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated."""
+        self.pos = torch.zeros(len(self.edges), dtype=torch.long)  # positives with score in bin j
+        self.neg = torch.zeros(len(self.edges), dtype=torch.long)
+
+    def update(self, maps: Tensor, masks: Tensor, ignore: Tensor | None = None) -> None:
+        """Add a batch: maps (N, H, W), ground-truth masks (N, H, W) bool, optional ignore masks (N, H, W) bool."""
+        maps = _normalise(as_maps(maps))
+        masks = torch.as_tensor(masks, device=maps.device).bool()
+        if masks.dim() == 4 and masks.shape[1] == 1:
+            masks = masks[:, 0]
+        if masks.shape != maps.shape:
+            raise ValueError(f"masks {tuple(masks.shape)} must match the maps {tuple(maps.shape)}")
+        keep = torch.ones_like(masks) if ignore is None else ~torch.as_tensor(ignore, device=maps.device).bool()
+        # bucket j: edges[j] <= score < edges[j + 1]; below edges[0] -> -1 (not counted, as np.histogram)
+        bucket = torch.bucketize(maps, self.edges.to(maps.device), right=True) - 1
+        valid = keep & (bucket >= 0)
+        nb = len(self.edges)
+        self.pos += torch.bincount(bucket[valid & masks], minlength=nb).cpu()[:nb]
+        self.neg += torch.bincount(bucket[valid & ~masks], minlength=nb).cpu()[:nb]
+
+    def compute(self) -> float:
+        """PxAP over everything accumulated."""
+        tp = self.pos.flip(0).cumsum(0).double()  # pixels scoring >= edge, highest edge first
+        fp = self.neg.flip(0).cumsum(0).double()
+        n_pos = self.pos.sum()
+        if n_pos <= 0:
+            raise ValueError("PxAP needs at least one positive ground-truth pixel")
+        precision = torch.where(tp + fp > 0, tp / (tp + fp).clamp_min(1), torch.zeros_like(tp))
+        recall = tp / n_pos
+        return float((precision[1:] * recall.diff()).sum())
+
+
+def pxap(maps: Tensor, masks: Tensor, thresholds: Sequence[float] | Tensor | None = None,
+         ignore: Tensor | None = None) -> float:
+    """PxAP of a whole evaluation set at once (see :class:`PxAP`)."""
+    ap = PxAP(thresholds)
+    ap.update(maps, masks, ignore)
+    return ap.compute()

@@ -1,0 +1,34 @@
+"""Networks with attention where the papers put it, and attention plugged into any model.
+
+* :func:`create_model` / :func:`list_models`: the model zoo (ImageNet and CIFAR ResNets; torchvision's
+  state_dict names), with any registered attention module in its paper's place.
+* :func:`attach` / :func:`detach`: insert attention into (and remove it from) a model you already have.
+* :func:`load_backbone`: load a plain checkpoint into an attention network and report the keys.
+
+Floor 3: imports ``attnlab.attention`` and ``attnlab.bench`` only.
+"""
+
+from .attach import attach, detach, find_blocks, find_stages
+from .loading import LoadReport, load_backbone
+from .registry import create_model, get_model_builder, list_models, register_model
+from .resnet import NONLOCAL_SETTINGS, PLACEMENTS, BasicBlock, Bottleneck, ResNet, default_placement, nonlocal_positions
+
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "LoadReport",
+    "NONLOCAL_SETTINGS",
+    "PLACEMENTS",
+    "ResNet",
+    "attach",
+    "create_model",
+    "default_placement",
+    "detach",
+    "find_blocks",
+    "find_stages",
+    "get_model_builder",
+    "list_models",
+    "load_backbone",
+    "nonlocal_positions",
+    "register_model",
+]

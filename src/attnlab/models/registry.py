@@ -1,0 +1,92 @@
+"""Registry of networks: one name, one builder function, one factory.
+
+Example:
+    >>> import attnlab
+    >>> model = attnlab.create_model("resnet20", attention="se")  # CIFAR layout, 10 classes
+    >>> "resnet50" in attnlab.list_models()
+    True
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from torch import nn
+
+__all__ = ["register_model", "create_model", "list_models", "get_model_builder"]
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+F = TypeVar("F", bound=Callable[..., nn.Module])
+
+
+def register_model(name: str | None = None) -> Callable[[F], F]:
+    """Function decorator that registers a model builder under ``name`` (default: the function's name).
+
+    Args:
+        name: registry name, lower case (``"resnet50"``).
+
+    Raises:
+        ValueError: if the name is not lower case or is already registered to another builder.
+    """
+
+    def decorator(fn: F) -> F:
+        key = fn.__name__ if name is None else name
+        if not key or key != key.strip().lower():
+            raise ValueError(f"model names are non-empty and lower case, got {key!r}")
+        if key in _MODELS and _MODELS[key] is not fn:
+            raise ValueError(f"model name {key!r} is already registered to {_MODELS[key].__qualname__}")
+        _MODELS[key] = fn
+        return fn
+
+    return decorator
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered models, optionally filtered by a shell pattern (``"resnet*"``)."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
+
+
+def get_model_builder(name: str) -> Callable[..., nn.Module]:
+    """The builder registered under ``name``.
+
+    Raises:
+        ValueError: for an unknown name; the message lists the known names and the closest match.
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in _MODELS:
+        known = list_models()
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.4)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown model {name!r}.{hint} Known models: {', '.join(known)}.")
+    return _MODELS[key]
+
+
+def create_model(name: str, *, num_classes: int | None = None, attention: str | type[nn.Module] | None = None,
+                 attention_kwargs: dict[str, Any] | None = None, in_chans: int = 3, **kwargs: Any) -> nn.Module:
+    """Build the network registered as ``name``, with attention placed where its paper puts it.
+
+    Args:
+        name: a registry name, see :func:`list_models`.
+        num_classes: classifier outputs; None keeps the builder's default (1000 for the ImageNet
+            ResNets, 10 for the CIFAR ones).
+        attention: an attention registry name (``"se"``, ``"cbam"``, ``"bam"``, ``"non_local"``, ...;
+            see :func:`attnlab.list_attention`), an ``nn.Module`` class taking ``channels`` first, or
+            None for the vanilla network.
+        attention_kwargs: options for every attention module built (``reduction``, ``kernel_size``, ...).
+        in_chans: input image channels.
+        **kwargs: builder options (``zero_init_residual``, ``nonlocal_setting``, ...; see
+            :class:`attnlab.models.ResNet`). An option the builder does not take raises ``TypeError``.
+
+    Returns:
+        The model, in training mode, with freshly initialised weights.
+
+    Raises:
+        ValueError: for an unknown model or attention name.
+    """
+    builder = get_model_builder(name)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    return builder(attention=attention, attention_kwargs=attention_kwargs, in_chans=in_chans, **kwargs)

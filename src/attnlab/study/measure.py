@@ -1,0 +1,117 @@
+"""What the study measures on each trained model: cost, and how tightly its maps sit on the object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..bench import count_flops, time_paired
+from ..cam import capture_attention, create_cam, normalize_maps
+from ..metrics import box_iou_at_threshold, energy_pointing_game, max_box_acc_v2, pointing_game, pxap
+
+__all__ = ["LocalisationScores", "cam_maps", "attention_maps", "score_maps", "measure_cost"]
+
+PER_IMAGE = ("energy_pointing_game", "pointing_game", "box_iou")
+
+
+@dataclass
+class LocalisationScores:
+    """Scores of one set of maps against the ground truth.
+
+    Attributes:
+        per_image: metric -> (N,) values (energy pointing game, pointing game, box IoU at 15% of the max).
+        dataset: MaxBoxAccV2 (mean over IoU 0.3/0.5/0.7, each at its best threshold) and PxAP.
+    """
+
+    per_image: dict[str, Tensor] = field(default_factory=dict)
+    dataset: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float]:
+        return {**{k: float(v.float().mean()) for k, v in self.per_image.items()}, **self.dataset}
+
+
+@torch.no_grad()
+def _batches(n: int, size: int):
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
+
+
+def cam_maps(model: nn.Module, images: Tensor, labels: Tensor, method: str = "gradcam", batch: int = 100) -> Tensor:
+    """(N, H, W) maps in [0, 1] for the ground-truth class (the WSOL convention), in batches."""
+    out = []
+    with create_cam(method, model) as cam:
+        for sl in _batches(len(images), batch):
+            out.append(cam(images[sl], targets=labels[sl]).detach())
+    return torch.cat(out)
+
+
+def attention_maps(model: nn.Module, images: Tensor, batch: int = 200) -> Tensor | None:
+    """(N, H, W) in [0, 1]: the mean of every attention module's spatial map, upsampled to the input, or
+    None when the model's modules apply no spatial map (SE, ECA: channel weights only)."""
+    out = []
+    for sl in _batches(len(images), batch):
+        maps = capture_attention(model, images[sl], upsample=True)
+        spatial = [m.spatial.float() for m in maps.values() if m.spatial is not None]
+        if not spatial:
+            return None
+        out.append(normalize_maps(torch.stack(spatial).mean(0)[:, 0]))
+    return torch.cat(out)
+
+
+def score_maps(maps: Tensor, boxes: Tensor, masks: Tensor) -> LocalisationScores:
+    """Localisation of ``maps`` (N, H, W) against ``boxes`` (N, 4) and ``masks`` (N, H, W)."""
+    per_image = {
+        "energy_pointing_game": energy_pointing_game(maps, boxes),
+        "pointing_game": pointing_game(maps, boxes).float(),
+        "box_iou": box_iou_at_threshold(maps, boxes),
+    }
+    mba = max_box_acc_v2(maps, boxes)
+    dataset = {"maxboxacc_v2": float(getattr(mba, "value", mba)), "pxap": float(pxap(maps, masks))}
+    return LocalisationScores(per_image, dataset)
+
+
+def _train_step(model: nn.Module, x: Tensor, y: Tensor, opt: torch.optim.Optimizer):
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def measure_cost(models: dict[str, nn.Module], input_shape: tuple[int, int, int], num_classes: int,
+                 device: torch.device, batch: int = 64, train_batch: int = 32, repeats: int = 5,
+                 baseline: str = "vanilla") -> dict[str, dict[str, Any]]:
+    """Parameters, FLOPs, and inference / training-step throughput of every model, measured side by side.
+
+    Throughput is timed in paired rounds (every model once per round, median over rounds) on copies of the
+    models, so the trained weights and BN statistics are not touched; ratios are to ``baseline``.
+    """
+    import copy
+
+    x = torch.randn(batch, *input_shape, device=device)
+    xt = torch.randn(train_batch, *input_shape, device=device)
+    yt = torch.randint(0, num_classes, (train_batch,), device=device)
+    infer, trainers, result = {}, {}, {}
+    for name, m in models.items():
+        m = m.eval()
+        infer[name] = (lambda m=m: m(x))
+        tm = copy.deepcopy(m).train()
+        trainers[name] = _train_step(tm, xt, yt, torch.optim.SGD(tm.parameters(), lr=1e-3, momentum=0.9))
+        result[name] = {"params": sum(p.numel() for p in m.parameters()),
+                        "mflops": count_flops(lambda m=m: m(x[:1])) / 1e6}
+    with torch.no_grad():
+        t_inf = time_paired(infer, repeats=repeats, warmup=1, device=device)
+    t_tr = time_paired(trainers, repeats=repeats, warmup=1, device=device)
+    for name in models:
+        r = result[name]
+        r["infer_img_s"] = batch / t_inf.median(name)
+        r["train_img_s"] = train_batch / t_tr.median(name)
+        if baseline in models:
+            r["infer_time_ratio"] = t_inf.ratio(name, baseline)
+            r["train_time_ratio"] = t_tr.ratio(name, baseline)
+    return result

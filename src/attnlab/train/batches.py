@@ -1,0 +1,77 @@
+"""In-memory batching: the datasets attnlab trains on fit in memory, so batches are gathered by
+tensor indexing (no per-item Python), sharded per rank, and augmented batch-wise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .distributed import shard_permutation
+
+__all__ = ["TensorSet", "as_tensor_set", "iterate_batches"]
+
+BatchTransform = Callable[[Tensor, torch.Generator], Tensor]  # (B, C, H, W) float -> same
+
+
+@dataclass
+class TensorSet:
+    """A dataset as tensors: images (N, C, H, W) uint8 or float in [0, 1], labels (N,) int64."""
+
+    images: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def as_tensor_set(dataset) -> TensorSet:
+    """The dataset's ``images``/``labels`` tensors, or its items stacked when it has none."""
+    images = getattr(dataset, "images", None)
+    labels = getattr(dataset, "labels", None)
+    if images is None or labels is None:
+        items = [dataset[i] for i in range(len(dataset))]
+        if not items:
+            raise ValueError(f"{type(dataset).__name__} is empty: nothing to train or evaluate on")
+        images = torch.stack([torch.as_tensor(it[0]) for it in items])
+        labels = torch.as_tensor([int(it[1]) for it in items])
+    images = torch.as_tensor(images)
+    if images.dim() == 3:
+        images = images[:, None]  # (N, H, W) -> (N, 1, H, W)
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+    return TensorSet(images, torch.as_tensor(labels, dtype=torch.int64))
+
+
+def _to_float(images: Tensor) -> Tensor:
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+
+
+def iterate_batches(ts: TensorSet, batch_size: int, *, epoch: int, seed: int, rank: int = 0, world: int = 1,
+                    shuffle: bool = True, drop_last: bool = False, transform: BatchTransform | None = None,
+                    generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+                    channels_last: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield transformed (x (B, C, H, W) float32, y (B,)) batches of this rank's shard for ``epoch``.
+
+    ``transform`` (augmentation and normalisation, see ``attnlab.data.default_transforms``) runs on the
+    float batch in [0, 1] with ``generator``.
+
+    ``batch_size`` is per rank. The order depends only on (seed, epoch), so a resumed run sees the
+    same batches as an uninterrupted one.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    idx = shard_permutation(len(ts), epoch, seed, rank, world, shuffle)
+    stop = len(idx) - len(idx) % batch_size if drop_last else len(idx)
+    for i in range(0, stop, batch_size):
+        b = idx[i:i + batch_size]
+        x = _to_float(ts.images[b])
+        if transform is not None:
+            x = transform(x, generator)
+        x = x.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, ts.labels[b].to(device, non_blocking=True)

@@ -1,0 +1,28 @@
+"""The network benchmark runs end to end and writes its table (tiny settings; the real run is benchmarks/models.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from attnlab.models import benchmark
+
+
+def test_benchmark_runs_and_saves(tmp_path, capsys):
+    out = tmp_path / "models.md"
+    results = benchmark.run(out=str(out), command="test", models=["resnet20"], attentions=["se"], infer_batch=2,
+                            train_batch=2, repeats=1, warmup=0, memory=False, log=None)
+    assert [(r.model, r.attention) for r in results] == [("resnet20", "vanilla"), ("resnet20", "se")]
+    vanilla, se = results
+    assert vanilla.infer_x == 1 and vanilla.train_time_x == 1
+    assert se.params > vanilla.params and se.gmacs >= vanilla.gmacs > 0.04
+    assert se.infer_ips > 0 and se.train_ips > 0
+    assert se.infer_x == pytest.approx(1 / se.infer_time_x)
+    text = out.read_text()
+    assert "Command: `test`" in text and "| resnet20 | se | 32x32 |" in text
+    assert "infer time x" in capsys.readouterr().out
+
+
+def test_target_lines_compare_with_the_targets():
+    row = benchmark.ModelResult("resnet50", "cbam", "224x224", 1, 1.0, 1.0, 0.9, 1.11, 1.0, 0.9, 1.1, 0.0, 0.0)
+    (line,) = benchmark.target_lines([row])
+    assert "misses" in line and "<= 1.1" in line

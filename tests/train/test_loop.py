@@ -1,0 +1,79 @@
+import json
+
+import pytest
+import torch
+
+from attnlab.train import CheckpointError, TrainConfig, evaluate, load_model, train
+
+BASE = dict(model="resnet20", dataset="synthetic", epochs=2, batch_size=16, lr=0.05, warmup_epochs=0.5, device="cpu",
+            augment=False)
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_train_writes_run_and_learns(tmp_path, bundle):
+    res = train(TrainConfig(**BASE, attention="se"), tmp_path / "run", progress=False, data=bundle)
+    run = tmp_path / "run"
+    assert (run / "summary.json").is_file() and (run / "metrics.csv").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["model"]["attention"] == "se" and len(summary["confusion"]) == 4
+    assert summary["test_acc"] == pytest.approx(res.final["test_acc"])
+    loaded = load_model(run)
+    ev = evaluate(loaded, bundle.test, 4)
+    assert ev.accuracy == pytest.approx(summary["test_acc"])
+
+
+def test_resume_continues_exactly(tmp_path, bundle, monkeypatch):
+    import attnlab.train.loop as loop
+
+    cfg = TrainConfig(**{**BASE, "epochs": 3, "augment": True})
+    bundle.train_transform = lambda x, g: x + 0.01 * torch.rand(x.shape, generator=g)  # random augmentation
+    straight = train(cfg, tmp_path / "a", progress=False, data=bundle)
+    # The same run killed right after its epoch-1 checkpoint, then resumed: identical weights and history.
+    real_save = loop.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        if kwargs["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "b", progress=False, data=bundle)
+    monkeypatch.undo()
+    resumed = train(cfg, tmp_path / "b", resume=True, progress=False, data=bundle)
+    assert [h["test_acc"] for h in resumed.history] == [h["test_acc"] for h in straight.history]
+    a, b = _weights(straight.model), _weights(resumed.model)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
+
+
+def test_existing_run_is_not_overwritten(tmp_path, bundle):
+    train(TrainConfig(**{**BASE, "epochs": 1}), tmp_path / "r", progress=False, data=bundle)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(TrainConfig(**BASE), tmp_path / "r", progress=False, data=bundle)
+
+
+def test_resume_with_another_model_is_refused(tmp_path, bundle):
+    train(TrainConfig(**{**BASE, "epochs": 1}), tmp_path / "r", progress=False, data=bundle)
+    with pytest.raises(CheckpointError, match="not of"):
+        train(TrainConfig(**{**BASE, "attention": "cbam"}), tmp_path / "r", resume=True, progress=False, data=bundle)
+
+
+def test_diverging_loss_is_a_clear_error_and_saves_nothing(tmp_path, bundle):
+    bundle.train.images = bundle.train.images.float() * float("nan")
+    with pytest.raises(FloatingPointError, match="Lower --lr"):
+        train(TrainConfig(**BASE), tmp_path / "nan", progress=False, data=bundle)
+    assert not (tmp_path / "nan" / "checkpoints").exists()
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="amp"):
+        TrainConfig(amp="fp8")

@@ -1,0 +1,56 @@
+"""Overlays and comparison grids (skipped without matplotlib: the `viz` extra)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("matplotlib")
+
+from attnlab.viz import colorize, compare_grid, overlay, to_rgb  # noqa: E402
+
+
+def test_to_rgb_layouts_and_scaling():
+    grey = torch.rand(1, 5, 6)
+    rgb = to_rgb(grey)
+    assert rgb.shape == (5, 6, 3) and np.allclose(rgb[..., 0], rgb[..., 2])
+    assert to_rgb(torch.rand(5, 6)).shape == (5, 6, 3)
+    assert to_rgb(np.zeros((5, 6, 3), dtype=np.uint8)).max() == 0
+    normalised = torch.randn(3, 4, 4) * 3
+    out = to_rgb(normalised)
+    assert out.min() == pytest.approx(0) and out.max() == pytest.approx(1)
+    x = torch.full((3, 2, 2), 0.5)
+    undone = to_rgb((x - 0.25) / 0.5, mean=[0.25] * 3, std=[0.5] * 3)
+    assert np.allclose(undone, 0.5)
+    with pytest.raises(ValueError):
+        to_rgb(torch.rand(2, 4, 4))
+
+
+def test_overlay_blends_and_resizes():
+    img = torch.rand(3, 8, 8)
+    cam = torch.rand(4, 4)
+    out = overlay(img, cam, alpha=0.5)
+    assert out.shape == (8, 8, 3) and out.dtype == np.uint8
+    assert np.array_equal(overlay(img, cam, alpha=0.0), np.rint(to_rgb(img) * 255).astype(np.uint8))
+    heat = overlay(img, torch.ones(8, 8), cmap="jet", alpha=1.0)
+    assert np.array_equal(heat, np.broadcast_to(np.rint(colorize(torch.ones(1, 1)) * 255).astype(np.uint8)[0, 0],
+                                                (8, 8, 3)))
+    with pytest.raises(ValueError):
+        overlay(img, cam, alpha=1.5)
+    with pytest.raises(ValueError):
+        overlay(img, cam, cmap="no-such-map")
+
+
+def test_compare_grid_writes_a_png(tmp_path):
+    images = torch.rand(3, 1, 12, 12)
+    maps = {"gradcam": torch.rand(3, 12, 12), "scorecam": torch.rand(3, 3, 3), "cbam M_s": torch.rand(3, 1, 6, 6)}
+    path = compare_grid(images, maps, ["a", "b", "c"], tmp_path / "sub" / "grid.png", suptitle="test")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    fig = compare_grid(images, maps, blend=False)  # no path: the Figure, for notebooks
+    assert len(fig.axes) == 3 * 4 + 1  # the cells and the colour bar
+    with pytest.raises(ValueError, match="2 maps for 3 images"):
+        compare_grid(images, {"x": torch.rand(2, 12, 12)}, out_path=tmp_path / "x.png")
+    with pytest.raises(ValueError):
+        compare_grid(images, {}, out_path=tmp_path / "x.png")
