@@ -50,28 +50,112 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     m.add_argument("--device", default="cpu")
     m.add_argument("--out", default="benchmarks/results/modules.md", help="Markdown results file ('' to skip)")
 
+    n = sub.add_parser("models", help="ResNet-50 and ResNet-20 with each attention: params, GMACs, throughput, memory")
+    n.add_argument("--models", default="resnet50,resnet20", help="comma-separated network names")
+    n.add_argument("--attention", default=None, help="comma-separated attention names (default: all registered)")
+    n.add_argument("--infer-batch", type=int, default=16)
+    n.add_argument("--train-batch", type=int, default=8)
+    n.add_argument("--repeats", type=int, default=5, help="paired rounds per measurement (median reported)")
+    n.add_argument("--warmup", type=int, default=1, help="rounds run first and discarded")
+    n.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    n.add_argument("--device", default="cpu")
+    n.add_argument("--out", default="benchmarks/results/models.md", help="Markdown results file ('' to skip)")
+
+    c = sub.add_parser("cam", help="images/s and memory of every CAM method against captum and torchcam")
+    c.add_argument("--methods", default=None, help="comma-separated CAM methods (default: all)")
+    c.add_argument("--configs", type=_cam_config, nargs="+", default=None,
+                   help="MODEL:SIZE:LAYER:SCORE_IMAGES (default: resnet18:224:layer4:2 resnet20:64:layer3:16)")
+    c.add_argument("--batch", type=int, default=16)
+    c.add_argument("--repeats", type=int, default=9, help="paired rounds for the one-pass methods")
+    c.add_argument("--score-batch-size", type=int, default=64, help="masked inputs per forward, both Score-CAMs")
+    c.add_argument("--top-k-fraction", type=float, default=0.125, help="channels kept by approximate Score-CAM")
+    c.add_argument("--no-baselines", action="store_true", help="skip captum and torchcam")
+    c.add_argument("--device", default="cpu")
+    c.add_argument("--out", default="benchmarks/results/cam.md", help="Markdown results file ('' to skip)")
+
+
+def _cam_config(text: str):
+    from .cam.benchmark import CAMConfig
+
+    try:
+        model, size, layer, images = text.split(":")
+        return CAMConfig(model, int(size), layer, int(images))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"a config is MODEL:SIZE:LAYER:SCORE_IMAGES, got {text!r}") from err
+
+
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _command() -> str:
+    return "attnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
 
 def _run_bench(args: argparse.Namespace) -> int:
+    return _BENCH_TARGETS[args.target](args)
+
+
+def _bench_modules(args: argparse.Namespace) -> int:
     from .attention import benchmark as module_bench
-    from .attention import list_attention
+    from .attention import get_attention_class
 
-    names = None
-    if args.modules:
-        names = [n.strip() for n in args.modules.split(",") if n.strip()]
-        known = set(list_attention())
-        for n in names:
-            if n not in known:
-                from .attention import get_attention_class
-
-                get_attention_class(n)  # raises the registry's ValueError with suggestions
+    names = _names(args.modules)
+    for n in names or []:
+        get_attention_class(n)  # an unknown name raises the registry's ValueError with suggestions
     kwargs = dict(names=names, batch=args.batch, repeats=args.repeats, backward=not args.no_backward,
                   device=args.device)
     if args.shapes:
         kwargs["shapes"] = args.shapes
-    command = "attnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "attnlab bench modules"
-    module_bench.run(out=args.out or None, command=command, **kwargs)
+    module_bench.run(out=args.out or None, command=_command(), **kwargs)
     return 0
 
+
+def _bench_models(args: argparse.Namespace) -> int:
+    from .models import benchmark as model_bench
+
+    model_bench.run(out=args.out or None, command=_command(), models=_names(args.models),
+                    attentions=_names(args.attention), infer_batch=args.infer_batch, train_batch=args.train_batch,
+                    repeats=args.repeats, warmup=args.warmup, device=args.device, memory=not args.no_memory)
+    return 0
+
+
+def _bench_cam(args: argparse.Namespace) -> int:
+    from .cam import list_cams
+    from .cam.benchmark import CONFIGS, run
+
+    methods = _names(args.methods)
+    unknown = sorted(set(methods or []) - set(list_cams()))
+    if unknown:
+        raise ValueError(f"unknown CAM methods {unknown}; valid: {', '.join(list_cams())}")
+    run(out=args.out or None, command=_command(), configs=args.configs or CONFIGS, batch=args.batch,
+        methods=methods, repeats=args.repeats, score_batch_size=args.score_batch_size,
+        top_k_fraction=args.top_k_fraction, baselines=not args.no_baselines, device=args.device)
+    return 0
+
+
+_BENCH_TARGETS = {"modules": _bench_modules, "models": _bench_models, "cam": _bench_cam}
+
+
+def _add_cam(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", nargs="+", required=True, metavar="RUN",
+                   help="one or more run/checkpoint directories: one column each")
+    p.add_argument("--images", required=True, help="a dataset name (its test split), an image file, or a folder")
+    p.add_argument("--method", default="gradcam", help="CAM method (gradcam, gradcampp, xgradcam, hirescam, "
+                                                       "layercam, scorecam, eigencam)")
+    p.add_argument("--out", required=True, help="output directory: grid.png and maps.pt")
+    p.add_argument("-n", "--num-images", type=int, default=8)
+    p.add_argument("--target", choices=["predicted", "label"], default="predicted")
+    p.add_argument("--device", default=None)
+
+
+def _run_cam(args: argparse.Namespace) -> int:
+    from .study.cam_job import compare_checkpoints
+
+    res = compare_checkpoints(args.checkpoint, args.images, args.out, method=args.method, n=args.num_images,
+                              target=args.target, device=args.device)
+    print(f"grid: {res.grid}\nmaps: {res.maps}")
+    return 0
 
 def _add_train(p: argparse.ArgumentParser) -> None:
     from .train import TrainConfig
@@ -194,16 +278,17 @@ def _run_study(args: argparse.Namespace) -> int:
     preset = preset.with_overrides(attentions=attentions, seeds=tuple(args.seeds) if args.seeds else None,
                                    epochs=args.epochs, limit_train=args.limit_train, limit_test=args.limit_test,
                                    n_localisation=args.n_localisation)
-    command = "attnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "attnlab study"
     result = run_study(preset, args.out, runs_dir=args.runs, device=args.device, progress=not args.no_progress,
-                       command=command)
+                       command=_command() if sys.argv[1:] else "attnlab study")
     print(f"\nreport: {result.report.resolve()}")
     return 0
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "list": ("list the attention modules with their parameter formulas and papers", _add_list, _run_list),
-    "bench": ("benchmark modules (more targets in later versions)", _add_bench, _run_bench),
+    "bench": ("benchmark modules, models or CAM methods", _add_bench, _run_bench),
+    "cam": ("class activation maps of trained checkpoints on the same images, as a comparison grid", _add_cam,
+            _run_cam),
     "train": ("train a model (also under torchrun for many processes/GPUs)", _add_train, _run_train),
     "study": ("train vanilla and attention networks alike, measure accuracy, cost and localisation, and write "
               "an HTML report with a verdict", _add_study, _run_study),
