@@ -205,9 +205,11 @@ def _cbam_native_forward(x: Tensor, channel_gate: ChannelGateFn, spatial_gate: S
     nt = torch.get_num_threads()
     n, c, h, w = x.shape
     p = h * w
-    avg, mx = x.new_empty(n, c), x.new_empty(n, c)
-    argp = torch.empty(n, c, dtype=torch.int64)
-    getattr(lib, f"pool_hw_{sfx}")(_ptr(x), n * c, p, _ptr(avg), _ptr(mx), _ptr(argp), nt)
+    avg, mx = x.mean((2, 3)), x.amax((2, 3))  # (N, C): torch's reductions beat a fused kernel here
+    argp = None
+    if graph:  # the backward needs where each channel's maximum sits
+        argp = torch.empty(n, c, dtype=torch.int64)
+        getattr(lib, f"first_eq_{sfx}")(_ptr(x), _ptr(mx), n * c, p, _ptr(argp), nt)
     if graph:
         avg.requires_grad_()
         mx.requires_grad_()

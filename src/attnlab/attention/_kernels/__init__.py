@@ -36,6 +36,7 @@ _SIGNATURES = {
     "bwd_dots": "ppppiiippi",
     "bwd_gx": "pppppiiipi",
     "row_dot": "ppiipi",
+    "first_eq": "ppiipi",
 }
 
 

@@ -7,6 +7,9 @@
  *   bwd_dots : gsa[n,p] = sum_c g*x*ca[c];  gca[n,c] = sum_p g*x*sa[p]          (reads g, x)
  *   bwd_gx   : gx = ca * (g * sa + gm[p]) + gavg[c]                            (reads g, writes gx)
  *   row_dot  : d[r] = sum_p a[r, p] * b[r, p]  (the SE/ECA gate gradient)       (reads a, b)
+ *   first_eq : arg[r] = first p with x[r, p] == m[r] (NaN matches NaN)         (reads ~half of x)
+ * (The spatial average and max of pool_hw are faster from torch's own reductions; first_eq then finds the
+ * arg-max for the backward with an early-exit scan.)
  * The small pooled tensors (N, C) and (N, P) are contiguous. Loops over the contiguous axis are
  * written so that gcc vectorises them; OpenMP splits the work over (n, block) pairs.
  */
@@ -132,6 +135,19 @@ void row_dot_##S(const T *a, const T *b, int64_t rows, int64_t P, T *d, int nt) 
     }                                                                                                 \
 }
 
+#define DEFINE_FIRST_EQ(T, S)                                                                         \
+void first_eq_##S(const T *x, const T *m, int64_t rows, int64_t P, int64_t *arg, int nt) {             \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t r = 0; r < rows; ++r) {                                                              \
+        const T *row = x + r * P; T v = m[r]; int64_t a = 0;                                          \
+        if (v == v) { while (a < P - 1 && row[a] != v) ++a; }                                         \
+        else { while (a < P - 1 && row[a] == row[a]) ++a; }                                           \
+        arg[r] = a;                                                                                   \
+    }                                                                                                 \
+}
+
+DEFINE_FIRST_EQ(float, f32)
+DEFINE_FIRST_EQ(double, f64)
 DEFINE_ROW_DOT(float, f32)
 DEFINE_ROW_DOT(double, f64)
 DEFINE_KERNELS(float, int32_t, f32)
