@@ -43,11 +43,14 @@ test: setup
 test-slow: setup
 	$(VPY) -m pytest -q -m slow
 
+# The main job on the built-in default: the quick study (finished runs are reused on a re-run).
 demo: setup
-	$(VENV)/bin/attnlab bench modules
+	$(VENV)/bin/attnlab study --preset quick --out report
 
 bench: setup
 	$(VPY) benchmarks/modules.py
+	$(VPY) benchmarks/models.py
+	$(VPY) benchmarks/cam.py
 
 lint: setup
 	$(VPY) -m ruff check src tests benchmarks

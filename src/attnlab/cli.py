@@ -88,8 +88,12 @@ def _names(text: str | None) -> list[str] | None:
     return None if text is None else [v.strip() for v in text.split(",") if v.strip()]
 
 
+_ARGV: list[str] = []
+
+
 def _command() -> str:
-    return "attnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command as the user could retype it (the arguments given to :func:`main`)."""
+    return "attnlab " + " ".join(shlex.quote(a) for a in _ARGV)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
@@ -279,7 +283,7 @@ def _run_study(args: argparse.Namespace) -> int:
                                    epochs=args.epochs, limit_train=args.limit_train, limit_test=args.limit_test,
                                    n_localisation=args.n_localisation)
     result = run_study(preset, args.out, runs_dir=args.runs, device=args.device, progress=not args.no_progress,
-                       command=_command() if sys.argv[1:] else "attnlab study")
+                       command=_command())
     print(f"\nreport: {result.report.resolve()}")
     return 0
 
@@ -311,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``attnlab`` console script."""
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][2](args)

@@ -19,10 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 ChannelGateFn = Callable[[Tensor, Tensor | None], Tensor]  # (N, C) avg [, (N, C) max] -> (N, C) weights
 SpatialGateFn = Callable[[Tensor, Tensor], Tensor]  # (N, 1, H, W) mean, (N, 1, H, W) max -> (N, 1, H, W) weights
+
+
+def avg_hw(x: Tensor) -> Tensor:
+    """Spatial mean (N, C, H, W) -> (N, C); the pooling kernel beats ``x.mean((2, 3))`` on CPU (2x at 7x7)."""
+    return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
 
 def _small_grad(outputs: Tensor, inputs: Sequence[Tensor], params: Sequence[Tensor], grad: Tensor):
@@ -71,7 +77,7 @@ class ChannelGate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, gate: ChannelGateFn, *params: Tensor) -> Tensor:
-        avg = x.mean((2, 3)).requires_grad_()  # (N, C)
+        avg = avg_hw(x).requires_grad_()  # (N, C)
         with torch.enable_grad():
             w = gate(avg, None)  # (N, C)
         ctx.save_for_backward(x, *params)
@@ -205,7 +211,7 @@ def _cbam_native_forward(x: Tensor, channel_gate: ChannelGateFn, spatial_gate: S
     nt = torch.get_num_threads()
     n, c, h, w = x.shape
     p = h * w
-    avg, mx = x.mean((2, 3)), x.amax((2, 3))  # (N, C): torch's reductions beat a fused kernel here
+    avg, mx = avg_hw(x), x.amax((2, 3))  # (N, C): torch's reductions beat a fused kernel here
     argp = None
     if graph:  # the backward needs where each channel's maximum sits
         argp = torch.empty(n, c, dtype=torch.int64)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ._conv import same_conv2d
 from ._dispatch import needs_grad, tracing
-from ._gates import CBAMGate, CBAMGateNative, _cbam_native_forward, _native_ok
+from ._gates import CBAMGate, CBAMGateNative, _cbam_native_forward, _native_ok, avg_hw
 from .base import AttentionModule, check_channels, reduced_channels
 from .registry import register_attention
 
@@ -151,7 +151,7 @@ class CBAM(AttentionModule):
             if self.attention_sink is not None:
                 self._emit(channel=ca, spatial=sa)
             return out
-        ca = ca_mod.weights(x.mean((2, 3)), x.amax((2, 3)))[:, :, None, None]  # (N, C, 1, 1)
+        ca = ca_mod.weights(avg_hw(x), x.amax((2, 3)))[:, :, None, None]  # (N, C, 1, 1)
         x1 = x * ca
         sa = sa_mod.weights(x1.mean(1, keepdim=True), x1.amax(1, keepdim=True))  # (N, 1, H, W)
         if self.attention_sink is not None:

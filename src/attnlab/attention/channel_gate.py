@@ -6,6 +6,7 @@ from torch import Tensor
 
 from ._dispatch import needs_grad, tracing
 from ._gates import ChannelGate
+from ._gates import avg_hw as _avg_hw
 from .base import AttentionModule
 
 __all__ = ["ChannelGateModule"]
@@ -26,9 +27,9 @@ class ChannelGateModule(AttentionModule):
         if not tracing() and needs_grad(x, params):
             out = ChannelGate.apply(x, self.weights, *params)
             if self.attention_sink is not None:
-                self._emit(channel=self.weights(x.detach().mean((2, 3))))
+                self._emit(channel=self.weights(_avg_hw(x.detach())))
             return out
-        w = self.weights(x.mean((2, 3)))  # (N, C)
+        w = self.weights(_avg_hw(x))  # (N, C)
         if self.attention_sink is not None:
             self._emit(channel=w)
         return x * w[:, :, None, None]

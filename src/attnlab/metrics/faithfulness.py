@@ -9,8 +9,9 @@ under that curve with the x axis scaled to [0, 1] (trapezoid rule, RISE's ``auc`
 higher insertion AUC mean a more faithful map. RISE uses ``step = 224`` at 224 x 224 (one row's worth of
 pixels per step); the default here is the image width likewise.
 
-All (image, step) inputs are built with one ``torch.where`` from a per-pixel rank and forwarded in
-batches of ``batch_size``; there is no loop over pixels.
+Pixels of equal saliency are taken in row-major order. All (image, step) inputs are built with one
+``torch.where`` from a per-pixel rank and forwarded in batches of ``batch_size``; there is no loop over
+pixels.
 """
 
 from __future__ import annotations

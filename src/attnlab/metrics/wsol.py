@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ._regions import as_boxes, as_maps, box_iou, component_boxes, largest_component, mask_to_box
+from ._regions import NestedComponents, as_boxes, as_maps, box_iou
 
 __all__ = ["MaxBoxAccV2", "MaxBoxAccResult", "PxAP", "max_box_acc_v2", "pxap", "default_thresholds"]
 
@@ -70,7 +70,12 @@ class MaxBoxAccV2:
         iou_thresholds: IoU criteria delta (default 0.3, 0.5, 0.7).
         multi_contour: boxes of all segments (V2, default) or only of the largest (MaxBoxAcc, V1).
         connectivity: 8 or 4 for the segments.
-        chunk_pixels: upper bound on (images x thresholds x pixels) processed at once (memory).
+        chunk_pixels: upper bound on (images x pixels) swept at once (memory: about 70 bytes each).
+
+    All thresholds are scored in one sweep per batch, from the highest down: the masks are nested, so the
+    components at one threshold are those at the previous one, grown and merged (see
+    :class:`~attnlab.metrics._regions.NestedComponents`); the work grows with the pixels (plus a few
+    operations per threshold), not with pixels x thresholds.
 
     Example:
         >>> acc = MaxBoxAccV2()
@@ -104,23 +109,50 @@ class MaxBoxAccV2:
         n, h, w = maps.shape
         gt = as_boxes(boxes, n).to(maps.device)  # (N, M, 4)
         thr = self.thresholds.to(maps.device)
+        out = torch.empty(n, len(thr), dtype=torch.float64, device=maps.device)
+        per_chunk = max(1, self.chunk_pixels // ((h + 2) * (w + 2)))  # images swept at once
+        for start in range(0, n, per_chunk):
+            out[start:start + per_chunk] = self._sweep(maps[start:start + per_chunk], gt[start:start + per_chunk], thr)
+        return out
+
+    def _sweep(self, maps: Tensor, gt: Tensor, thr: Tensor) -> Tensor:
+        """Best IoUs (N, T) of normalised maps by one sweep over the nested masks ``map > tau``, highest tau first.
+
+        With the thresholds sorted, ``map > tau_k`` exactly when the map's level (the number of thresholds
+        below it) exceeds k, so the masks are the upper level sets of one integer level map and
+        :class:`NestedComponents` grows their components from the top threshold down. Only the components
+        that changed at a step get new IoUs; every step takes the best over all current components (V2) or
+        the IoU of the largest one (V1, ties to the smaller label, as :func:`largest_component`).
+        """
+        n = maps.shape[0]
         t = len(thr)
+        sorted_thr, perm = thr.sort()
+        levels = torch.searchsorted(sorted_thr, maps.contiguous())  # number of thresholds < value
+        levels = levels.masked_fill(maps.isnan(), 0)
+        sweep = NestedComponents(levels, t, self.connectivity)
+        iou = torch.zeros(sweep.parent.numel(), dtype=torch.float64, device=maps.device)
         out = torch.empty(n, t, dtype=torch.float64, device=maps.device)
-        per_chunk = max(1, self.chunk_pixels // max(1, h * w))  # (image, threshold) pairs per chunk
-        pairs = torch.arange(n * t, device=maps.device)
-        for start in range(0, n * t, per_chunk):
-            p = pairs[start:start + per_chunk]
-            img, ti = p // t, p % t
-            binary = maps[img] > thr[ti][:, None, None]  # (P, H, W)
-            g = gt[img]  # (P, M, 4)
-            if self.multi_contour:
-                cand, present = component_boxes(binary, self.connectivity)  # (P, L, 4), (P, L)
-                iou = box_iou(cand[:, :, None], g[:, None])  # (P, L, M)
-                best = iou.amax(2).masked_fill(~present, 0).amax(1)
-            else:
-                cand = mask_to_box(largest_component(binary, self.connectivity))  # (P, 4)
-                best = box_iou(cand[:, None], g).amax(1)
-            out.view(-1)[p] = best
+        best = torch.zeros(n, dtype=torch.float64, device=maps.device)
+        column = perm.tolist()
+        for k in sweep:
+            if sweep.changed.numel():
+                ch = sweep.changed
+                cand = sweep.boxes(ch)  # (K, 4)
+                iou.index_copy_(0, ch, box_iou(cand[:, None], gt.index_select(0, sweep.image(ch))).amax(1))
+                roots = sweep.roots
+                img = sweep.image(roots)
+                if self.multi_contour:
+                    best = torch.zeros_like(best).scatter_reduce_(0, img, iou.index_select(0, roots), "amax")
+                else:
+                    area = sweep.area.index_select(0, roots)
+                    top = torch.zeros(n, dtype=area.dtype, device=area.device).scatter_reduce_(0, img, area, "amax")
+                    big = (area == top.index_select(0, img)).nonzero()[:, 0]
+                    first = torch.full((n,), sweep.parent.numel(), dtype=roots.dtype, device=roots.device)
+                    first.scatter_reduce_(0, img.index_select(0, big), roots.index_select(0, big), "amin")
+                    has = first < sweep.parent.numel()
+                    best = torch.where(has, iou.index_select(0, first.clamp_max(sweep.parent.numel() - 1)),
+                                       torch.zeros_like(best))
+            out[:, column[k]] = best
         return out
 
     def update(self, maps: Tensor, boxes: Tensor) -> None:

@@ -16,6 +16,7 @@ class StudyPreset:
         attentions: the variants; None is the vanilla network.
         seeds: one training run per (variant, seed).
         epochs, batch_size, lr, optimizer, weight_decay, warmup_epochs: the training budget (SGD, cosine).
+        channels_last: train in channels_last memory format (1.2x to 1.4x faster on CPU with oneDNN).
         limit_train: train on the first N training canvases (None: all).
         limit_test: accuracy on the first N test canvases (None: all).
         n_localisation: test canvases on which maps are scored against the boxes and masks.
@@ -35,6 +36,7 @@ class StudyPreset:
     batch_size: int = 64
     lr: float = 0.05
     optimizer: str = "sgd"
+    channels_last: bool = True
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.3
     limit_train: int | None = None
@@ -63,7 +65,7 @@ PRESETS: dict[str, StudyPreset] = {
         description="all five models end to end in minutes on a 2-core CPU: a short schedule on a subset of the "
                     "training canvases, one seed; enough to see accuracy well above chance and to exercise every "
                     "measurement, not enough to settle the claim",
-        seeds=(0,), epochs=3, batch_size=64, lr=0.08, warmup_epochs=0.3, limit_train=6000, limit_test=2000,
+        seeds=(0,), epochs=2, batch_size=64, lr=0.08, warmup_epochs=0.2, limit_train=5000, limit_test=1000,
         n_localisation=500, n_grid=6, repeats=3),
     "full": StudyPreset(
         name="full",

@@ -93,7 +93,8 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
     base = TrainConfig(model=preset.model, dataset=preset.dataset, dataset_kwargs=dict(preset.dataset_kwargs),
                        epochs=preset.epochs, batch_size=preset.batch_size, optimizer=preset.optimizer, lr=preset.lr,
                        weight_decay=preset.weight_decay, warmup_epochs=preset.warmup_epochs,
-                       limit_train=preset.limit_train, limit_test=preset.limit_test, device=str(dev), seed=0)
+                       limit_train=preset.limit_train, limit_test=preset.limit_test, device=str(dev), seed=0,
+                       channels_last=preset.channels_last)
     log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) of {preset.model} on "
         f"{preset.dataset}, {preset.epochs} epochs, device {dev}")
     data = build_data(base)
