@@ -56,10 +56,6 @@ class _Lambda(nn.Module):
         return self.fn(x)
 
 
-def is_default(module: nn.Module, cls: type[nn.Module]) -> bool:
-    """True when ``module`` is exactly ``cls`` (so a fused functional form may stand in for it)."""
-    return type(module) is cls
-
 
 def apply_act(module: nn.Module, x: Tensor) -> Tensor:
     """Apply an activation module, through the functional form for the common ones (no module call cost)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -231,6 +230,3 @@ def _gains(per_run: dict[str, list[dict]], seeds: int) -> dict[str, dict[str, fl
         gains[name] = g
     return gains
 
-
-def main_command() -> str:
-    return " ".join(["attnlab", *sys.argv[1:]])
