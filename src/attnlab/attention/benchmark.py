@@ -8,14 +8,13 @@ a tensor of the same size), with naive reference implementations in the same run
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ..bench import count_flops, format_table, peak_memory, time_paired, write_markdown
+from ..bench import count_flops, format_table, machine_summary, peak_memory, time_paired, write_markdown
 from .reference import REFERENCES
 from .registry import create_attention, list_attention
 
@@ -131,12 +130,6 @@ def results_table(results: Sequence[ModuleResult]) -> tuple[list[str], list[list
              r.peak_mb, r.allocations, "-" if r.x_reference is None else r.x_reference] for r in results]
     return HEADER, rows
 
-
-def machine_summary(device: str = "cpu") -> str:
-    """One line naming the machine, PyTorch and thread count."""
-    dev = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else platform.processor() or "cpu"
-    return (f"{platform.machine()} {dev}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-            f"python {platform.python_version()}")
 
 
 def run(out: str | None = "benchmarks/results/modules.md", command: str = "attnlab bench modules",

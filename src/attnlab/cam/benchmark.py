@@ -15,7 +15,6 @@ approximate ``top_k`` mode against the exact maps.
 from __future__ import annotations
 
 import os
-import platform
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..bench import format_table, peak_memory, time_paired
+from ..bench import format_table, machine_summary, peak_memory, time_paired
 from ..bench.table import markdown_table
 from . import CAM_METHODS, create_cam
 from .base import normalize_maps, upsample_maps
@@ -290,12 +289,6 @@ def check_table(checks: Sequence[ScoreCAMCheck]) -> tuple[list[str], list[list[o
              c.topk_x_exact, c.topk_max_err, c.topk_mean_err, c.topk_corr] for c in checks]
     return CHECK_HEADER, rows
 
-
-def machine_summary(device: str = "cpu") -> str:
-    """One line naming the machine, PyTorch and thread count."""
-    dev = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else platform.processor() or "cpu"
-    return (f"{platform.machine()} {dev}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-            f"python {platform.python_version()}")
 
 
 NOTES = """\

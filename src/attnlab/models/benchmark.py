@@ -14,7 +14,6 @@ ResNet-50; the papers' 3.86 is the v1 bottleneck, see ``tests/models/test_paper_
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import list_attention
-from ..bench import count_flops, format_table, peak_memory, time_paired, write_markdown
+from ..bench import count_flops, format_table, machine_summary, peak_memory, time_paired, write_markdown
 from .registry import create_model
 
 __all__ = ["INPUT_SIZES", "ModelResult", "benchmark_models", "results_table", "run", "as_dicts"]
@@ -167,12 +166,6 @@ def target_lines(results: Sequence[ModelResult]) -> list[str]:
                      f"inference, x{r.train_x:.2f} training (ECA paper, GPU: x{pi} / x{pt}).")
     return lines
 
-
-def machine_summary(device: str = "cpu") -> str:
-    """One line naming the machine, PyTorch and thread count."""
-    dev = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else platform.processor() or "cpu"
-    return (f"{platform.machine()} {dev}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-            f"python {platform.python_version()}")
 
 
 def run(out: str | None = "benchmarks/results/models.md", command: str = "attnlab bench models",
