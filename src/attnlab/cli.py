@@ -125,13 +125,13 @@ def _bench_models(args: argparse.Namespace) -> int:
 
 
 def _bench_cam(args: argparse.Namespace) -> int:
-    from .cam import list_cams
+    from ._names import lookup
+    from .cam import CAM_METHODS
     from .cam.benchmark import CONFIGS, run
 
     methods = _names(args.methods)
-    unknown = sorted(set(methods or []) - set(list_cams()))
-    if unknown:
-        raise ValueError(f"unknown CAM methods {unknown}; valid: {', '.join(list_cams())}")
+    for name in methods or []:
+        lookup(CAM_METHODS, name, "CAM method")
     run(out=args.out or None, command=_command(), configs=args.configs or CONFIGS, batch=args.batch,
         methods=methods, repeats=args.repeats, score_batch_size=args.score_batch_size,
         top_k_fraction=args.top_k_fraction, baselines=not args.no_baselines, device=args.device)

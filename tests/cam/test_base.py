@@ -165,7 +165,7 @@ def test_normalize_constant_and_upsample():
 def test_registry():
     assert list_cams() == sorted(["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam",
                                   "eigencam"])
-    with pytest.raises(ValueError, match="valid: eigencam"):
+    with pytest.raises(ValueError, match="Known CAM methods: eigencam"):
         create_cam("gradcan", SmallCNN(), "features")
     assert isinstance(create_cam("Grad-CAM++", SmallCNN(), "features"), CAM_METHODS["gradcampp"])
 

@@ -106,5 +106,5 @@ def test_preset_contents():
     assert default_transforms("cifar10", True).transforms[0].padding == (4, 4, 4, 4)
     assert names(default_transforms("cifar100", False)) == ["Normalize"]
     assert names(default_transforms("cluttered-fashion-mnist", True)) == ["Normalize"]  # boxes stay valid
-    with pytest.raises(ValueError, match="known: .*cifar10"):
+    with pytest.raises(ValueError, match="Known transform presets: .*cifar10"):
         default_transforms("mnist", True)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._names import lookup
+
 __all__ = ["ActLike", "make_act", "ACTIVATIONS"]
 
 ActLike = str | type[nn.Module] | Callable[[Tensor], Tensor] | None
@@ -34,10 +36,7 @@ def make_act(act: ActLike, default: str) -> nn.Module:
     if act is None:
         act = default
     if isinstance(act, str):
-        key = act.lower()
-        if key not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {act!r}; known: {', '.join(sorted(ACTIVATIONS))}")
-        return ACTIVATIONS[key]()
+        return lookup(ACTIVATIONS, act, "activation")()
     if isinstance(act, type) and issubclass(act, nn.Module):
         return act()
     if isinstance(act, nn.Module):

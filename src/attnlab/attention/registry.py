@@ -9,11 +9,12 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import TypeVar
 
 from torch import nn
+
+from .._names import lookup
 
 __all__ = ["register_attention", "create_attention", "list_attention", "get_attention_class"]
 
@@ -54,13 +55,7 @@ def get_attention_class(name: str) -> type[nn.Module]:
     Raises:
         ValueError: for an unknown name; the message lists the known names and the closest match.
     """
-    key = name.strip().lower() if isinstance(name, str) else name
-    if key not in _REGISTRY:
-        known = list_attention()
-        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.4)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown attention module {name!r}.{hint} Known modules: {', '.join(known)}.")
-    return _REGISTRY[key]
+    return lookup(_REGISTRY, name, "attention module")
 
 
 def create_attention(name: str, channels: int, **kwargs) -> nn.Module:

@@ -10,11 +10,11 @@ Every method is a context manager over forward hooks (see :mod:`attnlab.cam.base
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from .._names import lookup
 from .attention_maps import capture_attention
 from .base import CAMResult, LayerSpec, TargetSpec, combine_maps, default_target_layer, normalize_maps, upsample_maps
 from .eigen import EigenCAM
@@ -61,12 +61,7 @@ def create_cam(name: str, model: nn.Module, target_layer: LayerSpec | Sequence[L
     Raises:
         ValueError: an unknown name, with the valid ones.
     """
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in CAM_METHODS:
-        close = difflib.get_close_matches(name.lower(), list(CAM_METHODS) + list(_ALIASES), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown CAM method {name!r}{hint}; valid: {', '.join(list_cams())}")
-    return CAM_METHODS[key](model, target_layer, **kwargs)
+    return lookup(CAM_METHODS, name, "CAM method", _ALIASES)(model, target_layer, **kwargs)
 
 
 def cam_maps(model: nn.Module, x: Tensor, methods: Sequence[str] = ("gradcam",),

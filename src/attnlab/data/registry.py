@@ -9,13 +9,13 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from .._names import lookup
 from .cifar import CIFAR10, CIFAR100
 from .cluttered import ClutteredFashionMNIST
 from .fashion_mnist import FashionMNIST
@@ -57,13 +57,7 @@ def create_dataset(name: str, split: str | None = "train", root: str | os.PathLi
     Raises:
         ValueError: an unknown name (the message lists the known ones and the closest match).
     """
-    key = name.strip().lower() if isinstance(name, str) else name
-    if key not in _REGISTRY:
-        known = list_datasets()
-        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.4)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown dataset {name!r}{hint}; known: {', '.join(known)}")
-    return _REGISTRY[key](split, root, **kwargs)
+    return lookup(_REGISTRY, name, "dataset")(split, root, **kwargs)
 
 
 def _image_folder(split: str | None, root: str | os.PathLike | None, **kwargs) -> ImageFolder:

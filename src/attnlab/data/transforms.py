@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._names import lookup
+
 __all__ = ["BatchTransform", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "default_transforms",
            "list_transform_presets"]
 
@@ -183,6 +185,4 @@ def default_transforms(dataset: str, train: bool) -> Compose:
         >>> t(torch.rand(8, 3, 32, 32), generator=torch.Generator().manual_seed(0)).shape
         torch.Size([8, 3, 32, 32])
     """
-    if dataset not in _PRESETS:
-        raise ValueError(f"no transform preset for {dataset!r}; known: {', '.join(list_transform_presets())}")
-    return _PRESETS[dataset](train)
+    return lookup(_PRESETS, dataset, "transform preset")(train)

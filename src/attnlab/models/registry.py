@@ -9,12 +9,13 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torch import nn
+
+from .._names import lookup
 
 __all__ = ["register_model", "create_model", "list_models", "get_model_builder"]
 
@@ -55,13 +56,7 @@ def get_model_builder(name: str) -> Callable[..., nn.Module]:
     Raises:
         ValueError: for an unknown name; the message lists the known names and the closest match.
     """
-    key = name.strip().lower() if isinstance(name, str) else name
-    if key not in _MODELS:
-        known = list_models()
-        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.4)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown model {name!r}.{hint} Known models: {', '.join(known)}.")
-    return _MODELS[key]
+    return lookup(_MODELS, name, "model")
 
 
 def create_model(name: str, *, num_classes: int | None = None, attention: str | type[nn.Module] | None = None,
