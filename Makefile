@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test test-slow demo bench lint clean
+.PHONY: setup test test-slow demo bench bench-train lint clean
 
 setup: $(STAMP) system-deps
 
@@ -51,6 +51,10 @@ bench: setup
 	$(VPY) benchmarks/modules.py
 	$(VPY) benchmarks/models.py
 	$(VPY) benchmarks/cam.py
+
+# A full training run (ResNet-20 on Fashion-MNIST, 20 epochs: about an hour on 2 CPU cores), reused when finished.
+bench-train: setup
+	$(VPY) benchmarks/train.py
 
 lint: setup
 	$(VPY) -m ruff check src tests benchmarks

@@ -73,6 +73,14 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     c.add_argument("--device", default="cpu")
     c.add_argument("--out", default="benchmarks/results/cam.md", help="Markdown results file ('' to skip)")
 
+    t = sub.add_parser("train", help="test accuracy after a stated budget and seconds per epoch (a full training run)")
+    _add_train(t, run_dir=False)
+    t.set_defaults(epochs=20, channels_last=True)  # the recorded ResNet-20 / Fashion-MNIST figure
+    t.add_argument("--run", default=None, help="run directory, resumed or reused if it exists "
+                                               "(default: runs/bench-train-DATASET-MODEL-ATTENTION)")
+    t.add_argument("--out", default=None, help="Markdown results file (default: "
+                                               "benchmarks/results/train-DATASET-MODEL[-ATTENTION]-DEVICE.md)")
+
 
 def _cam_config(text: str):
     from .cam.benchmark import CAMConfig
@@ -138,7 +146,19 @@ def _bench_cam(args: argparse.Namespace) -> int:
     return 0
 
 
-_BENCH_TARGETS = {"modules": _bench_modules, "models": _bench_models, "cam": _bench_cam}
+def _bench_train(args: argparse.Namespace) -> int:
+    from .train.benchmark import run
+
+    config = _train_config(args)
+    run_dir = args.run or f"runs/bench-train-{config.dataset}-{config.model}-{config.attention or 'vanilla'}"
+    figures = run(config, run_dir, args.out or None, command=_command(), progress=not args.no_progress)
+    print(f"test accuracy {figures['test_acc']:.4f} after {figures['epochs']} epochs; median "
+          f"{figures['median_epoch_seconds']:.1f} s/epoch ({figures['median_images_per_s']:.0f} img/s); "
+          f"wrote {figures['out']}")
+    return 0
+
+
+_BENCH_TARGETS = {"modules": _bench_modules, "models": _bench_models, "cam": _bench_cam, "train": _bench_train}
 
 
 def _add_cam(p: argparse.ArgumentParser) -> None:
@@ -161,17 +181,19 @@ def _run_cam(args: argparse.Namespace) -> int:
     print(f"grid: {res.grid}\nmaps: {res.maps}")
     return 0
 
-def _add_train(p: argparse.ArgumentParser) -> None:
+def _add_train(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
     from .train import TrainConfig
 
     d = TrainConfig()
     p.add_argument("--model", default=d.model, help="model name (attnlab.list_models())")
     p.add_argument("--attention", default=None, help="attention module name, or none for the vanilla network")
-    p.add_argument("--attention-kwargs", default="{}", help='JSON options for the attention modules, e.g. \'{"reduction": 8}\'')
+    p.add_argument("--attention-kwargs", default="{}",
+                   help='JSON options for the attention modules, e.g. \'{"reduction": 8}\'')
     p.add_argument("--dataset", default=d.dataset, help="dataset name (attnlab.data.list_datasets())")
     p.add_argument("--data-root", default=None, help="directory of the dataset files")
-    p.add_argument("--out", required=True, help="run directory: checkpoints, metrics, summary")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    if run_dir:
+        p.add_argument("--out", required=True, help="run directory: checkpoints, metrics, summary")
+        p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default=d.optimizer)
@@ -181,7 +203,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=d.amp)
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
+                   help="run the model in channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-augment", action="store_true", help="no training augmentation")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -190,6 +213,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-test", type=int, default=None, help="use only the first N test samples")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or periodic log lines")
+    p.add_argument("--no-sync-bn", action="store_true",
+                   help="under torchrun, keep per-rank BatchNorm statistics (default: synchronised over the "
+                        "global batch)")
 
 
 def _json_arg(text: str, flag: str) -> dict:
@@ -204,8 +230,9 @@ def _json_arg(text: str, flag: str) -> dict:
     return value
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+def _train_config(args: argparse.Namespace):
+    """The TrainConfig that the ``train`` arguments describe."""
+    from .train import TrainConfig
 
     attention = None if args.attention in (None, "", "none", "vanilla") else args.attention
     config = TrainConfig(model=args.model, attention=attention,
@@ -215,8 +242,15 @@ def _run_train(args: argparse.Namespace) -> int:
                          weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
                          label_smoothing=args.label_smoothing, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, augment=not args.no_augment, seed=args.seed, device=args.device,
-                         limit_train=args.limit_train, limit_test=args.limit_test, num_threads=args.threads)
-    train(config, args.out, resume=args.resume, progress=not args.no_progress)
+                         limit_train=args.limit_train, limit_test=args.limit_test, num_threads=args.threads,
+                         sync_bn=not args.no_sync_bn)
+    return config
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    train(_train_config(args), args.out, resume=args.resume, progress=not args.no_progress)
     return 0
 
 
@@ -246,10 +280,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     cfg = ckpt.model_config
     print(f"{cfg['name']} attention={cfg.get('attention')} from {ckpt.path} (epoch {ckpt.epoch})")
     print(f"accuracy {result.accuracy:.4f}  loss {result.loss:.4f}  on {result.count} {args.split} images\n")
-    print(format_table(["class", "accuracy"], [[c, a] for c, a in zip(classes, result.per_class_accuracy)]))
+    rows = [[c, a] for c, a in zip(classes, result.per_class_accuracy, strict=True)]
+    print(format_table(["class", "accuracy"], rows))
     short = [c[:6] for c in classes]
     print("\nconfusion matrix (rows: true class, columns: predicted)")
-    print(format_table(["", *short], [[s, *row] for s, row in zip(short, result.confusion)]))
+    print(format_table(["", *short], [[s, *row] for s, row in zip(short, result.confusion, strict=True)]))
     return 0
 
 

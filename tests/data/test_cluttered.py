@@ -9,8 +9,8 @@ import torch
 
 from attnlab.data import ClutteredFashionMNIST, generate_cluttered, item_boxes, write_idx
 from attnlab.data.base import default_cache_dir
-from attnlab.data.fashion_mnist import DEFAULT_ROOT as REAL_ROOT
 from attnlab.data.cluttered import _generate, _outside_box
+from attnlab.data.fashion_mnist import DEFAULT_ROOT as REAL_ROOT
 
 
 def _gen(items, seed=0, **kw):

@@ -17,7 +17,8 @@ def test_names_and_presets():
 
 
 def test_unknown_and_duplicate_names():
-    with pytest.raises(ValueError, match=r"unknown dataset 'fashion_mnist'\. Did you mean 'fashion-mnist'\? Known datasets"):
+    with pytest.raises(ValueError,
+                       match=r"unknown dataset 'fashion_mnist'\. Did you mean 'fashion-mnist'\? Known datasets"):
         create_dataset("fashion_mnist")
     with pytest.raises(ValueError, match="already registered"):
         register_dataset("cifar10", lambda split, root: None)

@@ -6,8 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab.data import (Compose, Normalize, RandomCrop, RandomHorizontalFlip, default_transforms,
-                          list_transform_presets)
+from attnlab.data import (
+    Compose,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    default_transforms,
+    list_transform_presets,
+)
 
 
 def _batch(n=6, c=2, h=7, w=5):

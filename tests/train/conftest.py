@@ -4,7 +4,8 @@ import torch
 from attnlab.train import DataBundle, TensorSet
 
 
-def synthetic_bundle(n_train: int = 64, n_test: int = 32, size: int = 12, classes: int = 4, seed: int = 0) -> DataBundle:
+def synthetic_bundle(n_train: int = 64, n_test: int = 32, size: int = 12, classes: int = 4,
+                     seed: int = 0) -> DataBundle:
     """A learnable toy problem: the class is which quadrant holds a bright square."""
     g = torch.Generator().manual_seed(seed)
 

@@ -7,7 +7,8 @@ from attnlab.train import SafetensorsError, load_safetensors, save_safetensors
 
 TENSORS = {
     "w": torch.randn(3, 4), "i": torch.arange(5), "scalar": torch.tensor(7), "bf": torch.randn(2, 2).bfloat16(),
-    "empty": torch.zeros(0, 3), "mask": torch.tensor([True, False]), "u8": torch.randint(0, 255, (4,), dtype=torch.uint8),
+    "empty": torch.zeros(0, 3), "mask": torch.tensor([True, False]),
+    "u8": torch.randint(0, 255, (4,), dtype=torch.uint8),
 }
 
 

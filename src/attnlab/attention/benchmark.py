@@ -92,7 +92,7 @@ def benchmark_modules(names: Sequence[str] | None = None, shapes: Sequence[tuple
             candidates[name] = create_attention(name, c).to(device).train()
             if name in REFERENCES:
                 candidates[f"{name} (naive)"] = REFERENCES[name](c).to(device).train()
-        fwd = {"clone": _fwd(_Clone(), x), "copy": lambda: buf.copy_(x)}
+        fwd = {"clone": _fwd(_Clone(), x), "copy": lambda buf=buf, x=x: buf.copy_(x)}
         fwd |= {k: _fwd(m, x) for k, m in candidates.items()}
         t_fwd = time_paired(fwd, repeats=repeats, device=device)
         t_fb = None

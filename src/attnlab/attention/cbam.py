@@ -85,7 +85,8 @@ class SpatialAttention(nn.Module):
 
     def weights(self, mean: Tensor, mx: Tensor) -> Tensor:
         """Spatial map (N, 1, H, W) from the channel-mean and channel-max maps (N, 1, H, W)."""
-        y = same_conv2d(torch.cat([mean, mx], dim=1), self.conv1.weight, self.conv1.bias)  # (N, 2, H, W) -> (N, 1, H, W)
+        # (N, 2, H, W) -> (N, 1, H, W)
+        y = same_conv2d(torch.cat([mean, mx], dim=1), self.conv1.weight, self.conv1.bias)
         if hasattr(self, "bn"):
             y = self.bn(y)
         return torch.sigmoid(y)

@@ -9,4 +9,5 @@ from .memory import MemoryStats, peak_memory
 from .table import format_table, write_markdown
 from .timing import PairedTimes, time_paired
 
-__all__ = ["MemoryStats", "PairedTimes", "count_flops", "machine_summary", "format_table", "peak_memory", "time_paired", "write_markdown"]
+__all__ = ["MemoryStats", "PairedTimes", "count_flops", "machine_summary", "format_table", "peak_memory", "time_paired",
+           "write_markdown"]

@@ -100,8 +100,8 @@ def _figures(out: Path, results: dict[str, Any], grid: dict[str, Any]) -> dict[s
     figs: dict[str, Path] = {}
     fdir = out / "figures"
     models = results["models"]
-    acc = _bar_chart(fdir / "accuracy.png", "Test accuracy (95% interval)", {n: m["accuracy"] for n, m in models.items()},
-                     "accuracy")
+    acc = _bar_chart(fdir / "accuracy.png", "Test accuracy (95% interval)",
+                     {n: m["accuracy"] for n, m in models.items()}, "accuracy")
     if acc:
         figs["accuracy"] = acc
     epg = _bar_chart(fdir / "gradcam_epg.png", "Grad-CAM energy inside the object's box (95% interval)",
@@ -139,8 +139,8 @@ def _results_tables(results: dict[str, Any]) -> str:
         for kind, d in (("Grad-CAM", g), ("attention map", a)):
             if d:
                 loc_rows.append([_e(name), kind] + [_ci(d.get(k)) for k in METRIC_LABELS])
-    cost = _table("results", ["model", "test accuracy", "params", "MFLOPs", "inference img/s", "inference time ×vanilla",
-                              "training img/s", "training step ×vanilla", "s/epoch"], cost_rows)
+    cost = _table("results", ["model", "test accuracy", "params", "MFLOPs", "inference img/s",
+                              "inference time ×vanilla", "training img/s", "training step ×vanilla", "s/epoch"], cost_rows)
     loc = _table("localisation", ["model", "map", *METRIC_LABELS.values()], loc_rows)
     return f"<h3>Accuracy and cost</h3>{cost}<h3>Localisation against the ground-truth boxes and masks</h3>{loc}"
 

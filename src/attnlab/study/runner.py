@@ -179,7 +179,8 @@ def _aggregate(preset: StudyPreset, per_run: dict[str, list[dict]], cost: dict, 
         row: dict[str, Any] = {"accuracy": _interval(acc), "cost": cost.get(name, {}),
                                "train_seconds": sum(e["train_seconds"] for e in entries) / len(entries),
                                "seconds_per_epoch": sum(e["seconds_per_epoch"] for e in entries) / len(entries),
-                               "runs": [{"seed": e["seed"], "run": e["run"], "test_acc": e["test_acc"]} for e in entries]}
+                               "runs": [{"seed": e["seed"], "run": e["run"], "test_acc": e["test_acc"]}
+                                        for e in entries]}
         if seeds == 1:
             lo, hi = _wilson(acc[0], entries[0]["test_count"])
             row["accuracy"].update({"low": lo, "high": hi, "interval": "Wilson 95% over test images"})
@@ -195,7 +196,8 @@ def _aggregate(preset: StudyPreset, per_run: dict[str, list[dict]], cost: dict, 
                 values = [s.summary()[metric] for s in scores]
                 if seeds == 1 and metric in PER_IMAGE:
                     m, lo, hi = bootstrap_mean_ci(scores[0].per_image[metric])
-                    metrics[metric] = {"mean": m, "low": lo, "high": hi, "n": 1, "interval": "bootstrap 95% over images"}
+                    metrics[metric] = {"mean": m, "low": lo, "high": hi, "n": 1,
+                                       "interval": "bootstrap 95% over images"}
                 elif seeds >= 2:
                     metrics[metric] = {**_interval(values), "interval": "Student-t 95% over seeds"}
                 else:

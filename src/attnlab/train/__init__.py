@@ -9,11 +9,13 @@ from .load import evaluate_checkpoint, load_model, model_from_checkpoint
 from .loop import DataBundle, TrainResult, build_data, train
 from .optim import create_optimizer, param_groups, warmup_cosine
 from .safetensors_io import SafetensorsError, load_safetensors, save_safetensors
+from .sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
 
 __all__ = [
     "Checkpoint", "CheckpointError", "DataBundle", "DistInfo", "EvalResult", "SafetensorsError", "TensorSet",
-    "TrainConfig", "TrainResult", "as_tensor_set", "build_data", "create_optimizer", "evaluate", "evaluate_checkpoint", "init_distributed",
-    "iterate_batches", "latest_checkpoint", "load_checkpoint", "load_model", "load_safetensors",
+    "SyncBatchNorm", "TrainConfig", "TrainResult", "as_tensor_set", "build_data", "convert_sync_batchnorm",
+    "create_optimizer", "evaluate", "evaluate_checkpoint", "init_distributed", "iterate_batches", "latest_checkpoint",
+    "load_checkpoint", "load_model", "load_safetensors",
     "model_from_checkpoint", "param_groups", "save_checkpoint", "save_safetensors", "shard_permutation", "train",
     "warmup_cosine",
 ]

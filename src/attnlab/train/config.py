@@ -29,6 +29,9 @@ class TrainConfig:
         device: "auto", "cpu", "cuda", "cuda:N".
         limit_train, limit_test: use only the first N samples (quick runs and tests).
         num_threads: torch intra-op threads (None: torch's default).
+        sync_bn: under torchrun, BatchNorm statistics span the global batch (synchronised across ranks), so
+            N processes train the same model as one process on the same global batch; False keeps
+            per-rank statistics (plain DDP). No effect in a single process.
     """
 
     model: str = "resnet20"
@@ -54,6 +57,7 @@ class TrainConfig:
     limit_train: int | None = None
     limit_test: int | None = None
     num_threads: int | None = None
+    sync_bn: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

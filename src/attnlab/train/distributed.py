@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "shard_permutation", "all_reduce_sum", "average_buffers", "barrier", "cleanup"]
+__all__ = ["DistInfo", "init_distributed", "shard_permutation", "all_reduce_sum", "average_buffers", "barrier",
+           "cleanup"]
 
 
 @dataclass

@@ -22,13 +22,20 @@ from torch import nn
 from ..data import create_dataset, default_transforms
 from ..models import create_model
 from .batches import TensorSet, as_tensor_set, iterate_batches
-from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, restore_optimizer, restore_rng,
-                         save_checkpoint)
+from .checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_optimizer,
+    restore_rng,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, average_buffers, barrier, cleanup, init_distributed
 from .evaluate import EvalResult, evaluate
 from .optim import create_optimizer, warmup_cosine
 from .progress import Progress
+from .sync_batchnorm import convert_sync_batchnorm
 
 __all__ = ["TrainResult", "train", "build_data", "autocast_settings"]
 
@@ -151,6 +158,9 @@ def _train(config: TrainConfig, run_dir: Path, info: DistInfo, resume: bool, pro
                          attention_kwargs=model_cfg["attention_kwargs"] or None, in_chans=in_chans).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if info.distributed and config.sync_bn:
+        # a group of its own on CPU, so its collectives never interleave with DDP's gradient buckets
+        model = convert_sync_batchnorm(model, None if device.type == "cuda" else torch.distributed.new_group())
     per_rank = max(1, config.batch_size // info.world_size)
     steps_per_epoch = -(-len(data.train) // info.world_size // per_rank)
     optimizer = create_optimizer(model, config.optimizer, config.lr, config.momentum, config.weight_decay)

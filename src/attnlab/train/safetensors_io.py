@@ -107,7 +107,8 @@ def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
             numel *= s
         if not 0 <= begin <= end <= len(body) or end - begin != numel * itemsize:
             raise SafetensorsError(f"{path}: tensor {name!r} has offsets [{begin}, {end}) outside the file or "
-                                   f"not matching its shape {shape} ({info['dtype']}); the file is truncated or corrupt")
+                                   f"not matching its shape {shape} ({info['dtype']}); the file is truncated or "
+                                   "corrupt")
         buf = bytearray(body[begin:end])
         t = torch.frombuffer(buf, dtype=torch.uint8) if buf else torch.empty(0, dtype=torch.uint8)
         out[name] = t.view(dtype).reshape(shape).clone() if numel else torch.empty(shape, dtype=dtype)

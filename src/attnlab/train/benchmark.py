@@ -1,0 +1,80 @@
+"""The training benchmark: accuracy after a stated budget and seconds per epoch, saved as Markdown.
+
+``run(config, run_dir, out)`` trains ``config`` into ``run_dir`` (resuming an interrupted run, reusing a
+finished one, so a re-run only re-writes the table), then writes one row per epoch and a summary.
+``attnlab bench train`` and ``benchmarks/train.py`` call it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from ..bench import machine_summary, write_markdown
+from .config import TrainConfig
+from .loop import train
+
+__all__ = ["run", "results_path", "summarize"]
+
+HEADER = ["epoch", "lr at end", "train loss", "train acc", "test loss", "test acc", "train s", "train img/s"]
+
+
+def results_path(config: TrainConfig, device_type: str) -> Path:
+    """Default results file: ``benchmarks/results/train-<dataset>-<model>[-<attention>]-<cpu|cuda>.md``."""
+    parts = [config.dataset, config.model] + ([config.attention] if config.attention else []) + [device_type]
+    return Path("benchmarks") / "results" / ("train-" + "-".join(parts) + ".md")
+
+
+def summarize(history: list[dict[str, Any]], final: dict[str, Any]) -> dict[str, Any]:
+    """The figures to quote: final and best test accuracy, median/mean seconds per epoch, total training time."""
+    secs = [h["epoch_seconds"] for h in history]
+    rates = [h["images_per_s"] for h in history]
+    best = max(history, key=lambda h: h["test_acc"])
+    return {"epochs": len(history), "test_acc": final["test_acc"], "best_test_acc": best["test_acc"],
+            "best_epoch": best["epoch"], "median_epoch_seconds": statistics.median(secs),
+            "min_epoch_seconds": min(secs), "mean_epoch_seconds": statistics.fmean(secs),
+            "median_images_per_s": statistics.median(rates), "train_seconds": sum(secs)}
+
+
+def run(config: TrainConfig, run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
+        command: str = "", progress: bool = True) -> dict[str, Any]:
+    """Train (or reuse) ``run_dir`` and write the per-epoch table to ``out`` (None: the default path).
+
+    Returns the :func:`summarize` figures plus ``out`` (the results file) and ``run_dir``.
+    """
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    result = train(config, run_dir, resume=True, progress=progress)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    used = json.loads((Path(run_dir) / "config.json").read_text())["train"]  # what the run was trained with
+    device = result.final["device"]
+    figures = summarize(result.history, result.final)
+    rows = [[h["epoch"], h["lr"], f"{h['train_loss']:.4f}", f"{h['train_acc']:.4f}", f"{h['test_loss']:.4f}",
+             f"{h['test_acc']:.4f}", f"{h['epoch_seconds']:.1f}", f"{h['images_per_s']:.0f}"] for h in result.history]
+    out = Path(out) if out else results_path(config, device.split(":")[0])
+    options = ", ".join(f"{k}={used[k]}" for k in ("model", "attention", "dataset", "epochs", "batch_size",
+                                                   "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs",
+                                                   "label_smoothing", "augment", "channels_last", "amp", "seed",
+                                                   "limit_train", "limit_test"))
+    preamble = f"""
+Command: `{command or 'attnlab.train.benchmark.run'}`
+
+Run directory: `{run_dir}`; machine: {machine_summary(device)}; device {device}; world size
+{result.final['world_size']}. 1-minute load average {load_before:.1f} when this command started and
+{load_after:.1f} when it ended (a reused run was timed when it was trained: its per-epoch seconds are
+those of that time).
+
+Settings: {options}.
+
+**Test accuracy {figures['test_acc']:.4f}** after {figures['epochs']} epochs (best {figures['best_test_acc']:.4f}
+at epoch {figures['best_epoch']}); training time per epoch: median {figures['median_epoch_seconds']:.1f} s,
+fastest {figures['min_epoch_seconds']:.1f} s, mean {figures['mean_epoch_seconds']:.1f} s
+({figures['median_images_per_s']:.0f} img/s median), {figures['train_seconds'] / 60:.1f} min of training in all.
+"Train s" counts the training steps of the epoch (data loading and augmentation included), not the
+test-set evaluation after it.
+"""
+    write_markdown(out, f"Training: {used['model']}{' + ' + used['attention'] if used['attention'] else ''} "
+                        f"on {used['dataset']}", preamble, HEADER, rows)
+    return {**figures, "out": str(out), "run_dir": str(run_dir)}

@@ -1,0 +1,68 @@
+"""attnlab.train.benchmark and `attnlab bench train`: a run's figures and per-epoch table, reused on a re-run."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from attnlab.cli import main
+from attnlab.data import write_idx
+from attnlab.train import TrainConfig
+from attnlab.train.benchmark import results_path, summarize
+
+
+def _tiny_fashion(root):
+    """40 train / 20 test 28x28 items: the class is a bright square's position (learnable, 10 classes)."""
+    g = torch.Generator().manual_seed(0)
+    root.mkdir(parents=True)
+    for split, n, names in (("train", 40, ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")),
+                            ("test", 20, ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))):
+        labels = torch.arange(n) % 10
+        images = torch.randint(0, 30, (n, 28, 28), generator=g, dtype=torch.uint8)
+        for i, c in enumerate(labels.tolist()):
+            images[i, 2 * c:2 * c + 8, 2 * c:2 * c + 8] = 250
+        write_idx(root / f"{names[0]}.gz", images)
+        write_idx(root / f"{names[1]}.gz", labels.to(torch.uint8))
+    return root
+
+
+def test_bench_train_writes_the_table_and_reuses_the_run(tmp_path, capsys):
+    data = _tiny_fashion(tmp_path / "fm")
+    run, out = tmp_path / "run", tmp_path / "train.md"
+    args = ["bench", "train", "--dataset", "fashion-mnist", "--data-root", str(data), "--epochs", "2",
+            "--batch-size", "16", "--threads", "1", "--device", "cpu", "--run", str(run), "--out", str(out),
+            "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    final = json.loads((run / "summary.json").read_text())["test_acc"]
+    assert f"test accuracy {final:.4f} after 2 epochs" in printed
+    text = out.read_text()
+    assert text.startswith("# Training: resnet20 on fashion-mnist")
+    assert f"**Test accuracy {final:.4f}** after 2 epochs" in text
+    assert "channels_last=True" in text and "attnlab bench train" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 2 and f"| {history[1]['test_acc']:.4f} |" in rows[1]
+    # A re-run reuses the finished run (no new epochs) and writes the same figures.
+    mtime = (run / "checkpoints" / "latest.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (run / "checkpoints" / "latest.json").stat().st_mtime_ns == mtime
+    assert f"**Test accuracy {final:.4f}**" in out.read_text()
+
+
+def test_summary_figures():
+    history = [{"epoch": 1, "test_acc": 0.8, "epoch_seconds": 10.0, "images_per_s": 100.0},
+               {"epoch": 2, "test_acc": 0.9, "epoch_seconds": 30.0, "images_per_s": 50.0},
+               {"epoch": 3, "test_acc": 0.85, "epoch_seconds": 12.0, "images_per_s": 90.0}]
+    s = summarize(history, {"test_acc": 0.85})
+    assert s == {"epochs": 3, "test_acc": 0.85, "best_test_acc": 0.9, "best_epoch": 2, "median_epoch_seconds": 12.0,
+                 "min_epoch_seconds": 10.0, "mean_epoch_seconds": 52 / 3, "median_images_per_s": 90.0,
+                 "train_seconds": 52.0}
+
+
+def test_default_results_path_names_the_run():
+    assert str(results_path(TrainConfig(), "cpu")) == "benchmarks/results/train-fashion-mnist-resnet20-cpu.md"
+    cfg = TrainConfig(model="resnet56", attention="cbam", dataset="cifar10")
+    assert results_path(cfg, "cuda").name == "train-cifar10-resnet56-cbam-cuda.md"
