@@ -16,8 +16,8 @@ def _tiny_fashion(root):
     """40 train / 20 test 28x28 items: the class is a bright square's position (learnable, 10 classes)."""
     g = torch.Generator().manual_seed(0)
     root.mkdir(parents=True)
-    for split, n, names in (("train", 40, ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")),
-                            ("test", 20, ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))):
+    for n, names in ((40, ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")),
+                     (20, ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))):
         labels = torch.arange(n) % 10
         images = torch.randint(0, 30, (n, 28, 28), generator=g, dtype=torch.uint8)
         for i, c in enumerate(labels.tolist()):

@@ -16,13 +16,13 @@ Example:
 from .base import TensorImageDataset, default_cache_dir
 from .cifar import CIFAR10, CIFAR100, load_cifar
 from .cluttered import (
-                        ClutteredFashionMNIST,
-                        ClutteredSample,
-                        ClutteredSamples,
-                        ClutterLayout,
-                        generate_cluttered,
-                        item_boxes,
-                        sample_layout,
+    ClutteredFashionMNIST,
+    ClutteredSample,
+    ClutteredSamples,
+    ClutterLayout,
+    generate_cluttered,
+    item_boxes,
+    sample_layout,
 )
 from .errors import DataError, DataFileNotFoundError
 from .fashion_mnist import FASHION_MNIST_CLASSES, FashionMNIST, fashion_mnist_files, load_fashion_mnist
@@ -30,13 +30,13 @@ from .folder import ImageFolder, decode_image, read_npy, read_pnm
 from .idx import find_idx_file, read_idx, write_idx
 from .registry import create_dataset, list_datasets, register_dataset
 from .transforms import (
-                        BatchTransform,
-                        Compose,
-                        Normalize,
-                        RandomCrop,
-                        RandomHorizontalFlip,
-                        default_transforms,
-                        list_transform_presets,
+    BatchTransform,
+    Compose,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    default_transforms,
+    list_transform_presets,
 )
 
 __all__ = [
