@@ -125,3 +125,15 @@ def test_a_custom_batchnorm_subclass_is_refused():
 
     with pytest.raises(TypeError, match="cannot synchronise MyBN"):
         convert_sync_batchnorm(nn.Sequential(MyBN(3)))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_models_get_torch_sync_batchnorm_in_place():
+    bn = nn.BatchNorm2d(3).cuda()
+    net = nn.Sequential(nn.Conv2d(3, 3, 1), bn).cuda()
+    convert_sync_batchnorm(net)
+    assert net[1] is bn and type(bn) is nn.SyncBatchNorm
+    ref = nn.BatchNorm2d(3).cuda()
+    x = torch.randn(4, 3, 5, 5, device="cuda")
+    torch.testing.assert_close(bn(x), ref(x))  # no process group: plain BatchNorm

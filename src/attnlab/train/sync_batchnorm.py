@@ -124,19 +124,21 @@ class SyncBatchNorm(_BatchNorm):
 
 
 def convert_sync_batchnorm(module: nn.Module, process_group=None) -> nn.Module:
-    """Make every BatchNorm in ``module`` synchronised, keeping names, weights, buffers and hooks.
+    """Make every BatchNorm in ``module`` synchronised, in place, keeping names, weights, buffers and hooks.
 
-    CUDA models get ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``; others are converted in place
-    to :class:`SyncBatchNorm` (each BatchNorm object stays the same object, so forward hooks such as
-    those of ``attnlab.attach`` keep working). Returns the converted module.
+    Each BatchNorm object stays the same object (forward hooks, such as those of ``attnlab.attach``, keep
+    working); its class becomes ``torch.nn.SyncBatchNorm`` (fused kernels) on CUDA models and
+    :class:`SyncBatchNorm` elsewhere. Returns ``module``.
+
+    Raises:
+        TypeError: a BatchNorm subclass other than the stock BatchNorm1d/2d/3d (its own forward would be lost).
     """
-    if any(t.is_cuda for t in module.parameters()):
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module, process_group)
+    target = nn.SyncBatchNorm if any(t.is_cuda for t in module.parameters()) else SyncBatchNorm
     for m in module.modules():
         if isinstance(m, _BatchNorm) and not isinstance(m, SyncBatchNorm | nn.SyncBatchNorm):
             if type(m) not in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
                 raise TypeError(f"cannot synchronise {type(m).__name__}: only the stock BatchNorm1d/2d/3d are "
-                                "converted; train without --sync-bn or convert it yourself")
-            m.__class__ = SyncBatchNorm
+                                "converted; train with --no-sync-bn or convert it yourself")
+            m.__class__ = target
             m.process_group = process_group
     return module
