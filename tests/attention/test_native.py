@@ -1,4 +1,4 @@
-"""The native CBAM kernels against the pure-PyTorch path and the seed's composition."""
+"""The native CBAM kernels (NCHW and channels_last) against the pure-PyTorch path and the seed's composition."""
 
 import pytest
 import torch
@@ -20,13 +20,20 @@ def _pair(c, dtype=torch.float64, seed=0):
     return ref, ours
 
 
-@pytest.mark.parametrize("shape", [(2, 32, 7, 5), (1, 16, 1, 1), (2, 24, 33, 35), (3, 48, 4, 9)])
-def test_native_forward_backward_match_seed(shape):
+LAYOUTS = [torch.contiguous_format, torch.channels_last]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("shape", [(2, 32, 7, 5), (1, 16, 1, 1), (2, 24, 33, 35), (3, 48, 4, 9), (2, 36, 6, 3),
+                                   (1, 300, 2, 3)])
+def test_native_forward_backward_match_seed(shape, layout):
     ref, ours = _pair(shape[1])
-    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-    g = torch.randn(*shape, dtype=torch.float64)
+    x = torch.randn(*shape, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    g = torch.randn(*shape, dtype=torch.float64).contiguous(memory_format=layout)
     assert _gates._native_ok(x)
     a, b = ref(x), ours(x)
+    if layout == torch.channels_last:
+        assert b.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
     ga = torch.autograd.grad(a, [x, *ref.parameters()], g)
     gb = torch.autograd.grad(b, [x, *ours.parameters()], g)
@@ -36,9 +43,10 @@ def test_native_forward_backward_match_seed(shape):
         torch.testing.assert_close(ours(x), a, rtol=1e-12, atol=1e-12)
 
 
-def test_native_and_pure_paths_agree_in_float32(monkeypatch):
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
+def test_native_and_pure_paths_agree_in_float32(monkeypatch, layout):
     _, ours = _pair(64, torch.float32)
-    x = torch.randn(4, 64, 14, 14, requires_grad=True)
+    x = torch.randn(4, 64, 14, 14).contiguous(memory_format=layout).requires_grad_()
     g = torch.randn_like(x)
     out_n = ours(x)
     gx_n, = torch.autograd.grad(out_n, x, g)
@@ -49,28 +57,32 @@ def test_native_and_pure_paths_agree_in_float32(monkeypatch):
     torch.testing.assert_close(gx_n, gx_p, rtol=1e-4, atol=1e-6)
 
 
-def test_channels_last_and_non_float_take_the_pure_path():
-    x = torch.randn(2, 8, 5, 5).contiguous(memory_format=torch.channels_last)
-    assert not _gates._native_ok(x)
-    assert not _gates._native_ok(torch.randn(2, 8, 5, 5, dtype=torch.bfloat16))
+def test_which_inputs_take_the_native_path():
     assert _gates._native_ok(torch.randn(2, 8, 5, 5))
+    assert _gates._native_ok(torch.randn(2, 8, 5, 5).contiguous(memory_format=torch.channels_last))
+    assert not _gates._native_ok(torch.randn(2, 8, 5, 5, dtype=torch.bfloat16))
+    assert not _gates._native_ok(torch.randn(2, 5, 5, 8).permute(0, 3, 2, 1))  # neither layout: pure path
 
 
-def test_nan_input_propagates_like_torch():
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
+def test_nan_input_propagates_like_torch(layout):
     _, ours = _pair(16, torch.float32)
     x = torch.randn(1, 16, 4, 4)
     x[0, 3, 1, 2] = float("nan")
+    x = x.contiguous(memory_format=layout)
     with torch.no_grad():
         y = ours(x)
     assert torch.isnan(y).any()
 
 
-def test_ties_send_the_max_gradient_to_one_element_like_the_seed():
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
+def test_ties_send_the_max_gradient_to_one_element_like_the_seed(layout):
     # A post-ReLU-like input with exact ties: rows of zeros.
     ref, ours = _pair(16)
-    x = torch.relu(torch.randn(2, 16, 3, 3, dtype=torch.float64)).requires_grad_()
-    x.data[:, :, 0, 0] = 0.0
-    g = torch.randn(2, 16, 3, 3, dtype=torch.float64)
+    x = torch.relu(torch.randn(2, 16, 3, 3, dtype=torch.float64))
+    x[:, :, 0, 0] = 0.0
+    x = x.contiguous(memory_format=layout).requires_grad_()
+    g = torch.randn(2, 16, 3, 3, dtype=torch.float64).contiguous(memory_format=layout)
     ga, = torch.autograd.grad(ref(x), x, g)
     gb, = torch.autograd.grad(ours(x), x, g)
     torch.testing.assert_close(gb, ga, rtol=1e-10, atol=1e-12)

@@ -186,9 +186,16 @@ class CBAMGate(torch.autograd.Function):
         return (gx, None, None, None, *gp_channel, *gp_spatial)
 
 
+def _is_nhwc(x: Tensor) -> bool:
+    """True for a channels_last tensor that is not also NCHW-contiguous (those take the NCHW kernels)."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
 def _native_ok(x: Tensor) -> bool:
-    """True when the native CBAM kernels can run on ``x`` (CPU, float32/64, NCHW-contiguous)."""
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or not x.is_contiguous():
+    """True when the native CBAM kernels can run on ``x`` (CPU, float32/64, NCHW- or channels_last-contiguous)."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
         return False
     from ._kernels import load
 
@@ -200,22 +207,30 @@ def _ptr(t: Tensor) -> int:
 
 
 def _cbam_native_forward(x: Tensor, channel_gate: ChannelGateFn, spatial_gate: SpatialGateFn, graph: bool):
-    """One fused CBAM forward with the native kernels; x is NCHW-contiguous float32/64 on CPU.
+    """One fused CBAM forward with the native kernels; x is NCHW- or channels_last-contiguous float32/64 on CPU.
 
-    Returns (out, state) where state holds what the backward needs (None unless ``graph``).
+    Returns (out, state) where state holds what the backward needs (None unless ``graph``). ``out`` has
+    the memory format of ``x``.
     """
     from ._kernels import load
 
     lib = load()
     sfx = "f64" if x.dtype == torch.float64 else "f32"
+    nhwc = _is_nhwc(x)
+    lay = "nhwc_" if nhwc else ""
     nt = torch.get_num_threads()
     n, c, h, w = x.shape
     p = h * w
-    avg, mx = avg_hw(x), x.amax((2, 3))  # (N, C): torch's reductions beat a fused kernel here
     argp = None
-    if graph:  # the backward needs where each channel's maximum sits
+    if nhwc:  # one pass: spatial average, maximum and its first position, vectorised over C
+        avg, mx = x.new_empty(n, c), x.new_empty(n, c)
         argp = torch.empty(n, c, dtype=torch.int64)
-        getattr(lib, f"first_eq_{sfx}")(_ptr(x), _ptr(mx), n * c, p, _ptr(argp), nt)
+        getattr(lib, f"pool_hw_nhwc_{sfx}")(_ptr(x), n, c, p, _ptr(avg), _ptr(mx), _ptr(argp), nt)
+    else:
+        avg, mx = avg_hw(x), x.amax((2, 3))  # (N, C): torch's reductions beat a fused kernel here
+        if graph:  # the backward needs where each channel's maximum sits
+            argp = torch.empty(n, c, dtype=torch.int64)
+            getattr(lib, f"first_eq_{sfx}")(_ptr(x), _ptr(mx), n * c, p, _ptr(argp), nt)
     if graph:
         avg.requires_grad_()
         mx.requires_grad_()
@@ -224,15 +239,15 @@ def _cbam_native_forward(x: Tensor, channel_gate: ChannelGateFn, spatial_gate: S
     cad = ca.detach().to(x.dtype).contiguous()
     smean, smax = x.new_empty(n, 1, h, w), x.new_empty(n, 1, h, w)
     argc = torch.empty(n, p, dtype=torch.int64)
-    getattr(lib, f"pool_c_{sfx}")(_ptr(x), _ptr(cad), n, c, p, _ptr(smean), _ptr(smax), _ptr(argc), nt)
+    getattr(lib, f"pool_c_{lay}{sfx}")(_ptr(x), _ptr(cad), n, c, p, _ptr(smean), _ptr(smax), _ptr(argc), nt)
     if graph:
         smean.requires_grad_()
         smax.requires_grad_()
     with torch.set_grad_enabled(graph):
         sa = spatial_gate(smean, smax)  # (N, 1, H, W)
     sad = sa.detach().to(x.dtype).contiguous()
-    out = torch.empty_like(x)
-    getattr(lib, f"apply_{sfx}")(_ptr(x), _ptr(cad), _ptr(sad), n, c, p, _ptr(out), nt)
+    out = torch.empty_like(x)  # preserves channels_last
+    getattr(lib, f"apply_{lay}{sfx}")(_ptr(x), _ptr(cad), _ptr(sad), n, c, p, _ptr(out), nt)
     state = (avg, mx, ca, smean, smax, sa, argp, argc) if graph else (ca, sa)
     return out, state
 
@@ -265,28 +280,42 @@ class CBAMGateNative(torch.autograd.Function):
         avg, mx, ca, smean, smax, sa, argp, argc = ctx.small
         k = ctx.n_channel_params
         sfx = "f64" if x.dtype == torch.float64 else "f32"
+        nhwc = _is_nhwc(x)
+        lay = "nhwc_" if nhwc else ""
         nt = torch.get_num_threads()
         n, c, h, w = x.shape
         p = h * w
-        g = g.contiguous()
+        g = g.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
         cad = ca.detach().to(x.dtype).contiguous()
         sad = sa.detach().to(x.dtype).contiguous()
         # Pass 1: gsa = sum_c g * x * ca (N, P) and sum_p g * x * sa (N, C).
         gsa, gca = x.new_empty(n, 1, h, w), x.new_empty(n, c)
-        getattr(lib, f"bwd_dots_{sfx}")(_ptr(g), _ptr(x), _ptr(cad), _ptr(sad), n, c, p, _ptr(gsa), _ptr(gca), nt)
+        getattr(lib, f"bwd_dots_{lay}{sfx}")(_ptr(g), _ptr(x), _ptr(cad), _ptr(sad), n, c, p, _ptr(gsa), _ptr(gca),
+                                             nt)
         (gmean, gsmax), gp_spatial = _small_grad(sa, [smean, smax], params[k:], gsa.to(sa.dtype))
         gm = (gmean.to(x.dtype) / c).reshape(n, p).contiguous()  # (N, P)
         gsmax = gsmax.to(x.dtype).reshape(n, p)
-        xv = x.view(n, c, p)
         # Pass 2 (bmm): the channel-mean part of d ca; then the sparse channel-max part.
-        gca += torch.bmm(xv, gm.unsqueeze(2)).squeeze(2)
-        gca.scatter_add_(1, argc, xv.gather(1, argc.unsqueeze(1)).squeeze(1) * gsmax)
+        if nhwc:
+            xt = x.permute(0, 2, 3, 1).reshape(n, p, c)  # a view: (N, P, C) is the memory order
+            gca += torch.bmm(gm.unsqueeze(1), xt).squeeze(1)
+            gca.scatter_add_(1, argc, xt.gather(2, argc.unsqueeze(2)).squeeze(2) * gsmax)
+        else:
+            xv = x.view(n, c, p)
+            gca += torch.bmm(xv, gm.unsqueeze(2)).squeeze(2)
+            gca.scatter_add_(1, argc, xv.gather(1, argc.unsqueeze(1)).squeeze(1) * gsmax)
         (gavg, gmx), gp_channel = _small_grad(ca, [avg, mx], params[:k], gca.to(ca.dtype))
         gavg = (gavg.to(x.dtype) / p).contiguous()
         # Pass 3: gx = ca * (g * sa + gm) + gavg / P, then the two sparse max-pool scatters.
-        gx = torch.empty_like(x)
-        getattr(lib, f"bwd_gx_{sfx}")(_ptr(g), _ptr(cad), _ptr(sad), _ptr(gm), _ptr(gavg), n, c, p, _ptr(gx), nt)
-        gxv = gx.view(n, c, p)
-        gxv.scatter_add_(1, argc.unsqueeze(1), (cad.gather(1, argc) * gsmax).unsqueeze(1))
-        gxv.scatter_add_(2, argp.unsqueeze(2), gmx.to(x.dtype).unsqueeze(2))
+        gx = torch.empty_like(x)  # same memory format as x
+        getattr(lib, f"bwd_gx_{lay}{sfx}")(_ptr(g), _ptr(cad), _ptr(sad), _ptr(gm), _ptr(gavg), n, c, p, _ptr(gx),
+                                           nt)
+        if nhwc:
+            gxt = gx.permute(0, 2, 3, 1).reshape(n, p, c)  # a view
+            gxt.scatter_add_(2, argc.unsqueeze(2), (cad.gather(1, argc) * gsmax).unsqueeze(2))
+            gxt.scatter_add_(1, argp.unsqueeze(1), gmx.to(x.dtype).unsqueeze(1))
+        else:
+            gxv = gx.view(n, c, p)
+            gxv.scatter_add_(1, argc.unsqueeze(1), (cad.gather(1, argc) * gsmax).unsqueeze(1))
+            gxv.scatter_add_(2, argp.unsqueeze(2), gmx.to(x.dtype).unsqueeze(2))
         return (gx, None, None, None, *gp_channel, *gp_spatial)

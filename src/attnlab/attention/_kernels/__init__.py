@@ -37,6 +37,11 @@ _SIGNATURES = {
     "bwd_gx": "pppppiiipi",
     "row_dot": "ppiipi",
     "first_eq": "ppiipi",
+    "pool_hw_nhwc": "piiipppi",
+    "pool_c_nhwc": "ppiiipppi",
+    "apply_nhwc": "pppiiipi",
+    "bwd_dots_nhwc": "ppppiiippi",
+    "bwd_gx_nhwc": "pppppiiipi",
 }
 
 

@@ -10,7 +10,8 @@
  *   first_eq : arg[r] = first p with x[r, p] == m[r] (NaN matches NaN)         (reads ~half of x)
  * (The spatial average and max of pool_hw are faster from torch's own reductions; first_eq then finds the
  * arg-max for the backward with an early-exit scan.)
- * The small pooled tensors (N, C) and (N, P) are contiguous. Loops over the contiguous axis are
+ * The small pooled tensors (N, C) and (N, P) are contiguous. The _nhwc kernels at the end are the same
+ * passes for channels_last tensors. Loops over the contiguous axis are
  * written so that gcc vectorises them; OpenMP splits the work over (n, block) pairs.
  */
 #include <stdint.h>
@@ -152,3 +153,120 @@ DEFINE_ROW_DOT(float, f32)
 DEFINE_ROW_DOT(double, f64)
 DEFINE_KERNELS(float, int32_t, f32)
 DEFINE_KERNELS(double, int64_t, f64)
+
+/* The same CBAM passes for channels_last tensors: x is (N, P, C) in memory, C contiguous.
+ *   pool_hw_nhwc : avg, max and first arg-max over P of every (n, c)   (one read of x, vectorised over c)
+ *   pool_c_nhwc  : mean, max and first arg-max over C of x * ca          (one read of x)
+ *   apply_nhwc   : out = x * ca * sa                                      (reads x, writes out)
+ *   bwd_dots_nhwc: gsa[n,p] = sum_c g*x*ca[c];  gca[n,c] = sum_p g*x*sa[p]  (reads g, x)
+ *   bwd_gx_nhwc  : gx = ca * (g * sa + gm[p]) + gavg[c]                 (reads g, writes gx)
+ */
+#define CBLOCK 256
+#define PROWS 64
+
+#define DEFINE_NHWC(T, S)                                                                             \
+void pool_hw_nhwc_##S(const T *x, int64_t N, int64_t C, int64_t P, T *avg, T *mx, int64_t *arg, int nt) {\
+    int64_t ncb = (C + CBLOCK - 1) / CBLOCK;                                                          \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t job = 0; job < N * ncb; ++job) {                                                     \
+        int64_t n = job / ncb, c0 = (job % ncb) * CBLOCK, c1 = c0 + CBLOCK < C ? c0 + CBLOCK : C;     \
+        int64_t L = c1 - c0;                                                                          \
+        T s[CBLOCK], m[CBLOCK]; int64_t a[CBLOCK];                                                    \
+        const T *xn = x + n * P * C + c0;                                                             \
+        for (int64_t i = 0; i < L; ++i) { s[i] = xn[i]; m[i] = xn[i]; a[i] = 0; }                     \
+        for (int64_t p = 1; p < P; ++p) {                                                             \
+            const T *row = xn + p * C;                                                                \
+            for (int64_t i = 0; i < L; ++i) {                                                         \
+                T v = row[i]; s[i] += v;                                                              \
+                int gt = (v > m[i]) | ((v != v) & (m[i] == m[i]));                                   \
+                m[i] = gt ? v : m[i]; a[i] = gt ? p : a[i];                                           \
+            }                                                                                         \
+        }                                                                                             \
+        T invP = (T)1 / (T)P;                                                                         \
+        for (int64_t i = 0; i < L; ++i) {                                                             \
+            avg[n * C + c0 + i] = s[i] * invP; mx[n * C + c0 + i] = m[i]; arg[n * C + c0 + i] = a[i]; \
+        }                                                                                             \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+void pool_c_nhwc_##S(const T *x, const T *ca, int64_t N, int64_t C, int64_t P,                      \
+                     T *mean, T *mx, int64_t *arg, int nt) {                                          \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t r = 0; r < N * P; ++r) {                                                             \
+        const T *row = x + r * C; const T *can = ca + (r / P) * C;                                    \
+        T sl[LANES], ml[LANES]; int64_t al[LANES]; int64_t c = 0;                                     \
+        T first = row[0] * can[0];                                                                    \
+        for (int l = 0; l < LANES; ++l) { sl[l] = 0; ml[l] = first; al[l] = 0; }                      \
+        for (; c + LANES <= C; c += LANES)                                                            \
+            for (int l = 0; l < LANES; ++l) {                                                         \
+                T v = row[c + l] * can[c + l]; sl[l] += v;                                            \
+                int gt = (v > ml[l]) | ((v != v) & (ml[l] == ml[l]));                                 \
+                ml[l] = gt ? v : ml[l]; al[l] = gt ? c + l : al[l];                                   \
+            }                                                                                         \
+        T sum = 0, m = ml[0]; int64_t a = al[0];                                                      \
+        for (int l = 0; l < LANES; ++l) {                                                             \
+            sum += sl[l];                                                                             \
+            if ((ml[l] > m) | ((ml[l] != ml[l]) & (m == m)) | ((ml[l] == m) & (al[l] < a))) { m = ml[l]; a = al[l]; } \
+        }                                                                                             \
+        for (; c < C; ++c) {                                                                          \
+            T v = row[c] * can[c]; sum += v;                                                          \
+            if ((v > m) | ((v != v) & (m == m))) { m = v; a = c; }                                    \
+        }                                                                                             \
+        mean[r] = sum / (T)C; mx[r] = m; arg[r] = a;                                                  \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+void apply_nhwc_##S(const T *x, const T *ca, const T *sa, int64_t N, int64_t C, int64_t P, T *out, int nt) {\
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t r = 0; r < N * P; ++r) {                                                             \
+        const T *xr = x + r * C; const T *can = ca + (r / P) * C; T w = sa[r]; T *o = out + r * C;    \
+        for (int64_t c = 0; c < C; ++c) o[c] = xr[c] * can[c] * w;                                    \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+void bwd_dots_nhwc_##S(const T *g, const T *x, const T *ca, const T *sa, int64_t N, int64_t C, int64_t P,\
+                       T *gsa, T *gca, int nt) {                                                      \
+    int64_t npb = (P + PROWS - 1) / PROWS;                                                            \
+    /* gca partial sums per block of PROWS pixels, reduced afterwards. */                             \
+    T *part = (T *)malloc(sizeof(T) * N * npb * C);                                                   \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t job = 0; job < N * npb; ++job) {                                                     \
+        int64_t n = job / npb, b = job % npb, p0 = b * PROWS, p1 = p0 + PROWS < P ? p0 + PROWS : P;   \
+        const T *can = ca + n * C; T *pc = part + (n * npb + b) * C;                                  \
+        for (int64_t c = 0; c < C; ++c) pc[c] = 0;                                                    \
+        for (int64_t p = p0; p < p1; ++p) {                                                           \
+            const T *gr = g + (n * P + p) * C; const T *xr = x + (n * P + p) * C;                     \
+            T w = sa[n * P + p], dl[LANES], d = 0; int64_t c = 0;                                     \
+            for (int l = 0; l < LANES; ++l) dl[l] = 0;                                                \
+            for (; c + LANES <= C; c += LANES)                                                        \
+                for (int l = 0; l < LANES; ++l) {                                                     \
+                    T gx = gr[c + l] * xr[c + l]; dl[l] += gx * can[c + l]; pc[c + l] += gx * w;      \
+                }                                                                                     \
+            for (; c < C; ++c) { T gx = gr[c] * xr[c]; d += gx * can[c]; pc[c] += gx * w; }           \
+            for (int l = 0; l < LANES; ++l) d += dl[l];                                               \
+            gsa[n * P + p] = d;                                                                       \
+        }                                                                                             \
+    }                                                                                                 \
+    for (int64_t n = 0; n < N; ++n) {                                                                 \
+        T *gn = gca + n * C;                                                                          \
+        for (int64_t c = 0; c < C; ++c) gn[c] = 0;                                                    \
+        for (int64_t b = 0; b < npb; ++b) {                                                           \
+            const T *pc = part + (n * npb + b) * C;                                                   \
+            for (int64_t c = 0; c < C; ++c) gn[c] += pc[c];                                           \
+        }                                                                                             \
+    }                                                                                                 \
+    free(part);                                                                                       \
+}                                                                                                     \
+                                                                                                      \
+void bwd_gx_nhwc_##S(const T *g, const T *ca, const T *sa, const T *gm, const T *gavg, int64_t N,     \
+                     int64_t C, int64_t P, T *gx, int nt) {                                           \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t r = 0; r < N * P; ++r) {                                                             \
+        const T *gr = g + r * C; const T *can = ca + (r / P) * C; const T *gan = gavg + (r / P) * C;  \
+        T w = sa[r], b = gm[r]; T *o = gx + r * C;                                                    \
+        for (int64_t c = 0; c < C; ++c) o[c] = can[c] * (gr[c] * w + b) + gan[c];                     \
+    }                                                                                                 \
+}
+
+DEFINE_NHWC(float, f32)
+DEFINE_NHWC(double, f64)
