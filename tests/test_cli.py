@@ -27,6 +27,14 @@ def test_bench_modules_small_run_saves_table(tmp_path, capsys):
     assert "| se | 16x8x8 |" in text and "Command: `attnlab" in text
 
 
+def test_bench_modules_channels_last(tmp_path, capsys):
+    out = tmp_path / "modules.md"
+    assert main(["bench", "modules", "--modules", "cbam", "--shapes", "16x8x8", "--batch", "2", "--repeats", "1",
+                 "--channels-last", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "inputs channels_last" in text and "| cbam | 16x8x8 |" in text
+
+
 def test_bench_unknown_module_is_a_clear_error(capsys):
     assert main(["bench", "modules", "--modules", "cbma", "--out", ""]) == 2
     err = capsys.readouterr().err

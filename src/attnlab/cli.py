@@ -47,6 +47,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     m.add_argument("--batch", type=int, default=32)
     m.add_argument("--repeats", type=int, default=7, help="paired rounds per measurement (median reported)")
     m.add_argument("--no-backward", action="store_true", help="time the forward pass only")
+    m.add_argument("--channels-last", action="store_true", help="inputs in channels_last memory format")
     m.add_argument("--device", default="cpu")
     m.add_argument("--out", default="benchmarks/results/modules.md", help="Markdown results file ('' to skip)")
 
@@ -58,6 +59,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     n.add_argument("--repeats", type=int, default=5, help="paired rounds per measurement (median reported)")
     n.add_argument("--warmup", type=int, default=1, help="rounds run first and discarded")
     n.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    n.add_argument("--channels-last", action="store_true", help="networks and inputs in channels_last memory format")
     n.add_argument("--device", default="cpu")
     n.add_argument("--out", default="benchmarks/results/models.md", help="Markdown results file ('' to skip)")
 
@@ -116,7 +118,7 @@ def _bench_modules(args: argparse.Namespace) -> int:
     for n in names or []:
         get_attention_class(n)  # an unknown name raises the registry's ValueError with suggestions
     kwargs = dict(names=names, batch=args.batch, repeats=args.repeats, backward=not args.no_backward,
-                  device=args.device)
+                  device=args.device, channels_last=args.channels_last)
     if args.shapes:
         kwargs["shapes"] = args.shapes
     module_bench.run(out=args.out or None, command=_command(), **kwargs)
@@ -128,7 +130,8 @@ def _bench_models(args: argparse.Namespace) -> int:
 
     model_bench.run(out=args.out or None, command=_command(), models=_names(args.models),
                     attentions=_names(args.attention), infer_batch=args.infer_batch, train_batch=args.train_batch,
-                    repeats=args.repeats, warmup=args.warmup, device=args.device, memory=not args.no_memory)
+                    repeats=args.repeats, warmup=args.warmup, device=args.device, memory=not args.no_memory,
+                    channels_last=args.channels_last)
     return 0
 
 

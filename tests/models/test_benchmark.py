@@ -26,3 +26,22 @@ def test_target_lines_compare_with_the_targets():
     row = benchmark.ModelResult("resnet50", "cbam", "224x224", 1, 1.0, 1.0, 0.9, 1.11, 1.0, 0.9, 1.1, 0.0, 0.0)
     (line,) = benchmark.target_lines([row])
     assert "misses" in line and "<= 1.1" in line
+
+
+def test_channels_last_run_keeps_the_format_and_says_so(tmp_path, monkeypatch):
+    import torch
+
+    seen = []
+    real = benchmark._inference
+
+    def spy(model, x):
+        seen.append((x.is_contiguous(memory_format=torch.channels_last),
+                     model.conv1.weight.is_contiguous(memory_format=torch.channels_last)))
+        return real(model, x)
+
+    monkeypatch.setattr(benchmark, "_inference", spy)
+    out = tmp_path / "models.md"
+    benchmark.run(out=str(out), command="test", models=["resnet20"], attentions=["cbam"], infer_batch=2,
+                  train_batch=2, repeats=1, warmup=0, memory=False, channels_last=True, log=None)
+    assert seen and all(x and w for x, w in seen)
+    assert "Memory format: channels_last." in out.read_text()

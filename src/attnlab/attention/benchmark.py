@@ -69,7 +69,7 @@ class _Clone(nn.Module):
 
 def benchmark_modules(names: Sequence[str] | None = None, shapes: Sequence[tuple[int, int, int]] = RESNET50_SHAPES,
                       batch: int = 32, repeats: int = 7, backward: bool = True, device: str = "cpu",
-                      log: Callable[[str], None] | None = print) -> list[ModuleResult]:
+                      channels_last: bool = False, log: Callable[[str], None] | None = print) -> list[ModuleResult]:
     """Benchmark attention modules (default: all registered) and the references, at each shape.
 
     Args:
@@ -78,14 +78,16 @@ def benchmark_modules(names: Sequence[str] | None = None, shapes: Sequence[tuple
         repeats: paired rounds per measurement (the median is reported).
         backward: also time forward+backward.
         device: "cpu" or a CUDA device.
+        channels_last: inputs (and so outputs and gradients) in channels_last memory format.
         log: progress callback (None for silence).
     """
     names = list(names) if names else list_attention()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     results: list[ModuleResult] = []
     for c, h, w in shapes:
         torch.manual_seed(0)
-        x = torch.randn(batch, c, h, w, device=device)
-        g = torch.randn_like(x)
+        x = torch.randn(batch, c, h, w, device=device).contiguous(memory_format=fmt)
+        g = torch.randn_like(x)  # keeps x's memory format
         buf = torch.empty_like(x)
         candidates: dict[str, nn.Module] = {}
         for name in names:
@@ -140,7 +142,8 @@ def run(out: str | None = "benchmarks/results/modules.md", command: str = "attnl
     header, rows = results_table(results)
     print(format_table(header, rows))
     if out:
-        pre = (f"Command: `{command}`\n\nMachine: {machine_summary(device)}\n\n"
+        pre = (f"Command: `{command}`\n\nMachine: {machine_summary(device)}; inputs "
+               f"{'channels_last' if kwargs.get('channels_last') else 'NCHW'}\n\n"
                "fwd x clone: forward time over `x.clone()` of the same tensor, median of paired rounds; "
                "fwd+bwd x clone: forward+backward over a clone's forward+backward; fwd BW/copy: effective "
                "bandwidth (read input + write output) over a copy into a reused buffer; peak MB and allocs: "

@@ -86,7 +86,7 @@ def _gmacs(name: str, attention: str | None, size: int, in_chans: int = 3) -> fl
 
 def benchmark_models(models: Sequence[str] = ("resnet50", "resnet20"), attentions: Sequence[str] | None = None,
                      infer_batch: int = 16, train_batch: int = 8, repeats: int = 5, warmup: int = 1,
-                     device: str = "cpu", memory: bool = True,
+                     device: str = "cpu", memory: bool = True, channels_last: bool = False,
                      log: Callable[[str], None] | None = print) -> list[ModelResult]:
     """Benchmark each network in ``models`` vanilla and with each attention module.
 
@@ -99,6 +99,7 @@ def benchmark_models(models: Sequence[str] = ("resnet50", "resnet20"), attention
         warmup: rounds run first and discarded.
         device: "cpu" or a CUDA device.
         memory: also measure the peak memory of one inference and one training step.
+        channels_last: networks and inputs in channels_last memory format (as ``attnlab train --channels-last``).
         log: progress callback (None for silence).
     """
     attentions = list(attentions) if attentions is not None else list_attention()
@@ -106,12 +107,13 @@ def benchmark_models(models: Sequence[str] = ("resnet50", "resnet20"), attention
     for name in models:
         size = INPUT_SIZES.get(name, 224)
         torch.manual_seed(0)
-        variants: dict[str, nn.Module] = {VANILLA: create_model(name).to(device)}
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        variants: dict[str, nn.Module] = {VANILLA: create_model(name).to(device, memory_format=fmt)}
         for att in attentions:
-            variants[att] = create_model(name, attention=att).to(device)
+            variants[att] = create_model(name, attention=att).to(device, memory_format=fmt)
         num_classes = variants[VANILLA].fc.out_features
-        xi = torch.randn(infer_batch, 3, size, size, device=device)
-        xt = torch.randn(train_batch, 3, size, size, device=device)
+        xi = torch.randn(infer_batch, 3, size, size, device=device).contiguous(memory_format=fmt)
+        xt = torch.randn(train_batch, 3, size, size, device=device).contiguous(memory_format=fmt)
         yt = torch.randint(0, num_classes, (train_batch,), device=device)
         for m in variants.values():
             m.eval()
@@ -182,6 +184,7 @@ def run(out: str | None = "benchmarks/results/models.md", command: str = "attnla
         pre = (f"Command: `{command}`\n\nMachine: {machine_summary(device)}\n\n"
                "Each network built by `attnlab.create_model(name, attention=...)` (attention where its paper puts "
                "it); the vanilla network is measured in the same run, its rounds interleaved with the variants'. "
+               f"Memory format: {'channels_last' if kwargs.get('channels_last') else 'NCHW'}. "
                "infer: eval mode, no grad, batch "
                f"{kwargs.get('infer_batch', 16)}; train: forward + backward + SGD step, training mode, batch "
                f"{kwargs.get('train_batch', 8)}; img/s from the median of {kwargs.get('repeats', 5)} rounds. "
