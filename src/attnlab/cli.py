@@ -82,6 +82,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
                                                "(default: runs/bench-train-DATASET-MODEL-ATTENTION)")
     t.add_argument("--out", default=None, help="Markdown results file (default: "
                                                "benchmarks/results/train-DATASET-MODEL[-ATTENTION]-DEVICE.md)")
+    t.add_argument("--note", default="", help="a sentence for the results file (how the run was made, the load)")
 
 
 def _cam_config(text: str):
@@ -154,7 +155,8 @@ def _bench_train(args: argparse.Namespace) -> int:
 
     config = _train_config(args)
     run_dir = args.run or f"runs/bench-train-{config.dataset}-{config.model}-{config.attention or 'vanilla'}"
-    figures = run(config, run_dir, args.out or None, command=_command(), progress=not args.no_progress)
+    figures = run(config, run_dir, args.out or None, command=_command(), progress=not args.no_progress,
+                  note=args.note)
     print(f"test accuracy {figures['test_acc']:.4f} after {figures['epochs']} epochs; median "
           f"{figures['median_epoch_seconds']:.1f} s/epoch ({figures['median_images_per_s']:.0f} img/s); "
           f"wrote {figures['out']}")

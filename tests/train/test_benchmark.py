@@ -66,3 +66,14 @@ def test_default_results_path_names_the_run():
     assert str(results_path(TrainConfig(), "cpu")) == "benchmarks/results/train-fashion-mnist-resnet20-cpu.md"
     cfg = TrainConfig(model="resnet56", attention="cbam", dataset="cifar10")
     assert results_path(cfg, "cuda").name == "train-cifar10-resnet56-cbam-cuda.md"
+
+
+def test_note_is_written(tmp_path):
+    from attnlab.train.benchmark import run
+
+    data = _tiny_fashion(tmp_path / "fm")
+    cfg = TrainConfig(dataset="fashion-mnist", data_root=str(data), epochs=1, batch_size=20, device="cpu",
+                      num_threads=1)
+    figures = run(cfg, tmp_path / "run", tmp_path / "t.md", command="x", progress=False, note="Trained by hand.")
+    text = (tmp_path / "t.md").read_text()
+    assert "\n\nTrained by hand.\n\n" in text and figures["epochs"] == 1

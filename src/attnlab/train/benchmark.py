@@ -40,8 +40,10 @@ def summarize(history: list[dict[str, Any]], final: dict[str, Any]) -> dict[str,
 
 
 def run(config: TrainConfig, run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
-        command: str = "", progress: bool = True) -> dict[str, Any]:
+        command: str = "", progress: bool = True, note: str = "") -> dict[str, Any]:
     """Train (or reuse) ``run_dir`` and write the per-epoch table to ``out`` (None: the default path).
+
+    ``note`` is printed in the results file (how the run was made, what else the machine was doing).
 
     Returns the :func:`summarize` figures plus ``out`` (the results file) and ``run_dir``.
     """
@@ -58,23 +60,22 @@ def run(config: TrainConfig, run_dir: str | os.PathLike, out: str | os.PathLike 
                                                    "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs",
                                                    "label_smoothing", "augment", "channels_last", "amp", "seed",
                                                    "limit_train", "limit_test"))
-    preamble = f"""
-Command: `{command or 'attnlab.train.benchmark.run'}`
-
-Run directory: `{run_dir}`; machine: {machine_summary(device)}; device {device}; world size
-{result.final['world_size']}. 1-minute load average {load_before:.1f} when this command started and
-{load_after:.1f} when it ended (a reused run was timed when it was trained: its per-epoch seconds are
-those of that time).
-
-Settings: {options}.
-
-**Test accuracy {figures['test_acc']:.4f}** after {figures['epochs']} epochs (best {figures['best_test_acc']:.4f}
-at epoch {figures['best_epoch']}); training time per epoch: median {figures['median_epoch_seconds']:.1f} s,
-fastest {figures['min_epoch_seconds']:.1f} s, mean {figures['mean_epoch_seconds']:.1f} s
-({figures['median_images_per_s']:.0f} img/s median), {figures['train_seconds'] / 60:.1f} min of training in all.
-"Train s" counts the training steps of the epoch (data loading and augmentation included), not the
-test-set evaluation after it.
-"""
+    lines = [
+        f"Command: `{command or 'attnlab.train.benchmark.run'}`",
+        f"Run directory: `{run_dir}`; machine: {machine_summary(device)}; device {device}; world size "
+        f"{result.final['world_size']}. 1-minute load average {load_before:.1f} when this command started and "
+        f"{load_after:.1f} when it ended (a reused run was timed when it was trained: its per-epoch seconds are "
+        "those of that time).",
+        *([note] if note else []),
+        f"Settings: {options}.",
+        f"**Test accuracy {figures['test_acc']:.4f}** after {figures['epochs']} epochs (best "
+        f"{figures['best_test_acc']:.4f} at epoch {figures['best_epoch']}); training time per epoch: median "
+        f"{figures['median_epoch_seconds']:.1f} s, fastest {figures['min_epoch_seconds']:.1f} s, mean "
+        f"{figures['mean_epoch_seconds']:.1f} s ({figures['median_images_per_s']:.0f} img/s median), "
+        f"{figures['train_seconds'] / 60:.1f} min of training in all. \"Train s\" counts the training steps of the "
+        "epoch (data loading and augmentation included), not the test-set evaluation after it.",
+    ]
+    preamble = "\n\n".join(lines)
     write_markdown(out, f"Training: {used['model']}{' + ' + used['attention'] if used['attention'] else ''} "
                         f"on {used['dataset']}", preamble, HEADER, rows)
     return {**figures, "out": str(out), "run_dir": str(run_dir)}
