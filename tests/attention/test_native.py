@@ -86,3 +86,13 @@ def test_ties_send_the_max_gradient_to_one_element_like_the_seed(layout):
     ga, = torch.autograd.grad(ref(x), x, g)
     gb, = torch.autograd.grad(ours(x), x, g)
     torch.testing.assert_close(gb, ga, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
+def test_flop_counter_sees_the_standard_ops(layout):
+    from attnlab.bench import count_flops
+
+    ref, ours = _pair(32, torch.float32)
+    x = torch.randn(2, 32, 9, 9).contiguous(memory_format=layout)
+    spatial_conv = 2 * 9 * 9 * 2 * 7 * 7 * 2  # N * H * W * in * k * k multiply-adds, 2 FLOPs each
+    assert count_flops(lambda: ours(x)) == count_flops(lambda: ref(x)) > spatial_conv

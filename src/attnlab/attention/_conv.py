@@ -9,6 +9,9 @@ Both gradients are themselves small forward convs:
 * d weight = conv2d(input^T, (d out)^T, padding=k//2)^T           batch and channels swapped
 
 which together run in ~3.5 ms at that shape.
+
+The forward and the input gradient (2 -> 1 and 1 -> 2 channels) run on the native few-channel conv kernel
+where it is built (CPU float32/float64): 1.6x oneDNN's speed at (64, 2, 32, 32), 2.3x at (32, 2, 56, 56).
 """
 
 from __future__ import annotations
@@ -22,6 +25,30 @@ from ._dispatch import tracing
 __all__ = ["same_conv2d"]
 
 
+#: the native kernel is used when in_channels * out_channels is at most this (it loops over channel pairs)
+NATIVE_MAX_CHANNEL_PAIRS = 8
+
+
+def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int) -> Tensor:
+    """``F.conv2d(x, weight, bias, padding=padding)`` (stride 1, 'same'), natively for few channels on CPU."""
+    o, i, k, _ = weight.shape
+    if (o * i <= NATIVE_MAX_CHANNEL_PAIRS and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
+            and (bias is None or bias.dtype == x.dtype) and not torch.is_autocast_enabled("cpu")):
+        from ._kernels import load
+
+        lib = load()
+        if lib is not None:
+            n, _, h, w = x.shape
+            xc, wc = x.contiguous(), weight.contiguous()
+            bc = bias.contiguous() if bias is not None else None
+            out = x.new_empty(n, o, h, w)
+            fn = getattr(lib, "same_conv_f64" if x.dtype == torch.float64 else "same_conv_f32")
+            fn(xc.data_ptr(), wc.data_ptr(), bc.data_ptr() if bc is not None else None, n, i, o, h, w, k,
+               out.data_ptr(), torch.get_num_threads())
+            return out
+    return F.conv2d(x, weight, bias, padding=padding)
+
+
 class _SameConv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padding: int) -> Tensor:
@@ -29,7 +56,7 @@ class _SameConv2d(torch.autograd.Function):
         ctx.padding = padding
         ctx.has_bias = bias is not None
         ctx.bias = bias
-        return F.conv2d(x, weight, bias, padding=padding)
+        return _conv(x, weight, bias, padding)
 
     @staticmethod
     def backward(ctx, g: Tensor):
@@ -48,7 +75,7 @@ class _SameConv2d(torch.autograd.Function):
         # each gradient back in its input's dtype.
         with torch.autocast(g.device.type, enabled=False):
             if ctx.needs_input_grad[0]:
-                gx = F.conv2d(g, weight.to(g.dtype).flip(2, 3).transpose(0, 1), padding=p).to(x.dtype)  # (N, I, H, W)
+                gx = _conv(g, weight.to(g.dtype).flip(2, 3).transpose(0, 1), None, p).to(x.dtype)  # (N, I, H, W)
             if ctx.needs_input_grad[1]:
                 gw = F.conv2d(x.to(g.dtype).transpose(0, 1), g.transpose(0, 1), padding=p).transpose(0, 1)
                 gw = gw.to(weight.dtype)  # (O, I, k, k)

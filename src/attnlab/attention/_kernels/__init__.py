@@ -23,7 +23,7 @@ from pathlib import Path
 
 __all__ = ["load", "available"]
 
-_SOURCE = Path(__file__).with_name("cbam_cpu.c")  # CBAM kernels and the SE/ECA gate dot
+_SOURCE = Path(__file__).with_name("cbam_cpu.c")  # CBAM kernels, the SE/ECA gate dot, the few-channel conv
 _FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -42,6 +42,7 @@ _SIGNATURES = {
     "apply_nhwc": "pppiiipi",
     "bwd_dots_nhwc": "ppppiiippi",
     "bwd_gx_nhwc": "pppppiiipi",
+    "same_conv": "pppiiiiiipi",
 }
 
 

@@ -319,3 +319,36 @@ void pool_c_nhwc_f32(const float *x, const float *ca, int64_t N, int64_t C, int6
         mean[r] = sum / (float)C; mx[r] = mm; arg[r] = aa;
     }
 }
+
+/* 'Same' conv2d, stride 1, for few channels (CBAM's 7x7 spatial conv: 2 -> 1, and its input gradient 1 -> 2):
+ * x (N, I, H, W) and w (O, I, k, k) contiguous, b (O) or NULL, out (N, O, H, W); zero padding k / 2.
+ * oneDNN runs this shape at a few GFLOP/s; here every output row accumulates I * k * k shifted input rows,
+ * vectorised along the row. Jobs are (n, o, row) triples. */
+#define DEFINE_SAME_CONV(T, S)                                                                        \
+void same_conv_##S(const T *x, const T *w, const T *b, int64_t N, int64_t I, int64_t O, int64_t H,     \
+                   int64_t W, int64_t k, T *out, int nt) {                                            \
+    int64_t p = k / 2;                                                                                \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t job = 0; job < N * O * H; ++job) {                                                   \
+        int64_t y = job % H, no = job / H, o = no % O, n = no / O;                                    \
+        T *orow = out + (n * O + o) * H * W + y * W;                                                  \
+        T b0 = b ? b[o] : (T)0;                                                                       \
+        for (int64_t j = 0; j < W; ++j) orow[j] = b0;                                                 \
+        for (int64_t i = 0; i < I; ++i) {                                                             \
+            const T *plane = x + (n * I + i) * H * W; const T *wk = w + (o * I + i) * k * k;          \
+            for (int64_t ky = 0; ky < k; ++ky) {                                                      \
+                int64_t iy = y + ky - p;                                                              \
+                if (iy < 0 || iy >= H) continue;                                                      \
+                const T *irow = plane + iy * W;                                                       \
+                for (int64_t kx = 0; kx < k; ++kx) {                                                  \
+                    T wv = wk[ky * k + kx]; int64_t d = kx - p;                                       \
+                    int64_t j0 = d < 0 ? -d : 0, j1 = d > 0 ? W - d : W;                              \
+                    for (int64_t j = j0; j < j1; ++j) orow[j] += wv * irow[j + d];                    \
+                }                                                                                     \
+            }                                                                                         \
+        }                                                                                             \
+    }                                                                                                 \
+}
+
+DEFINE_SAME_CONV(float, f32)
+DEFINE_SAME_CONV(double, f64)
