@@ -302,7 +302,9 @@ class CBAMGateNative(torch.autograd.Function):
             gca.scatter_add_(1, argc, xt.gather(2, argc.unsqueeze(2)).squeeze(2) * gsmax)
         else:
             xv = x.view(n, c, p)
-            gca += torch.bmm(xv, gm.unsqueeze(2)).squeeze(2)
+            gmean_part = x.new_empty(n, c)  # sum_p x * gm, one pass (torch.bmm is 3x slower here)
+            getattr(lib, f"rows_dot_vec_{sfx}")(_ptr(x), _ptr(gm), n, c, p, _ptr(gmean_part), nt)
+            gca += gmean_part
             gca.scatter_add_(1, argc, xv.gather(1, argc.unsqueeze(1)).squeeze(1) * gsmax)
         (gavg, gmx), gp_channel = _small_grad(ca, [avg, mx], params[:k], gca.to(ca.dtype))
         gavg = (gavg.to(x.dtype) / p).contiguous()

@@ -43,6 +43,7 @@ _SIGNATURES = {
     "bwd_dots_nhwc": "ppppiiippi",
     "bwd_gx_nhwc": "pppppiiipi",
     "same_conv": "pppiiiiiipi",
+    "rows_dot_vec": "ppiiipi",
 }
 
 

@@ -147,6 +147,24 @@ void first_eq_##S(const T *x, const T *m, int64_t rows, int64_t P, int64_t *arg,
     }                                                                                                 \
 }
 
+/* d[n, c] = sum_p x[n, c, p] * v[n, p]: the channel-mean part of CBAM's channel-gate gradient (NCHW), a
+ * batched matrix-vector product that torch.bmm runs at a third of the copy bandwidth here. */
+#define DEFINE_ROWS_DOT_VEC(T, S)                                                                     \
+void rows_dot_vec_##S(const T *x, const T *v, int64_t N, int64_t C, int64_t P, T *d, int nt) {         \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
+    for (int64_t r = 0; r < N * C; ++r) {                                                             \
+        const T *xr = x + r * P, *vr = v + (r / C) * P; T dl[LANES], s = 0; int64_t p = 0;            \
+        for (int l = 0; l < LANES; ++l) dl[l] = 0;                                                    \
+        for (; p + LANES <= P; p += LANES)                                                            \
+            for (int l = 0; l < LANES; ++l) dl[l] += xr[p + l] * vr[p + l];                           \
+        for (; p < P; ++p) s += xr[p] * vr[p];                                                        \
+        for (int l = 0; l < LANES; ++l) s += dl[l];                                                   \
+        d[r] = s;                                                                                     \
+    }                                                                                                 \
+}
+
+DEFINE_ROWS_DOT_VEC(float, f32)
+DEFINE_ROWS_DOT_VEC(double, f64)
 DEFINE_FIRST_EQ(float, f32)
 DEFINE_FIRST_EQ(double, f64)
 DEFINE_ROW_DOT(float, f32)
