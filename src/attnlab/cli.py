@@ -153,9 +153,7 @@ def _bench_cam(args: argparse.Namespace) -> int:
 def _bench_train(args: argparse.Namespace) -> int:
     from .train.benchmark import run
 
-    config = _train_config(args)
-    run_dir = args.run or f"runs/bench-train-{config.dataset}-{config.model}-{config.attention or 'vanilla'}"
-    figures = run(config, run_dir, args.out or None, command=_command(), progress=not args.no_progress,
+    figures = run(_train_config(args), args.run, args.out or None, command=_command(), progress=not args.no_progress,
                   note=args.note)
     print(f"test accuracy {figures['test_acc']:.4f} after {figures['epochs']} epochs; median "
           f"{figures['median_epoch_seconds']:.1f} s/epoch ({figures['median_images_per_s']:.0f} img/s); "

@@ -77,3 +77,10 @@ def test_note_is_written(tmp_path):
     figures = run(cfg, tmp_path / "run", tmp_path / "t.md", command="x", progress=False, note="Trained by hand.")
     text = (tmp_path / "t.md").read_text()
     assert "\n\nTrained by hand.\n\n" in text and figures["epochs"] == 1
+
+
+def test_default_run_dir_names_the_variant():
+    from attnlab.train.benchmark import run_dir_for
+
+    assert str(run_dir_for(TrainConfig())) == "runs/bench-train-fashion-mnist-resnet20-vanilla"
+    assert run_dir_for(TrainConfig(attention="cbam")).name == "bench-train-fashion-mnist-resnet20-cbam"

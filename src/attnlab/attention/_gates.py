@@ -117,7 +117,7 @@ def _row_dot(a: Tensor, b: Tensor) -> Tensor:
         n, c, h, w = b.shape
         out = b.new_empty(n, c)
         sfx = "f64" if b.dtype == torch.float64 else "f32"
-        getattr(load(), f"row_dot_{sfx}")(a.data_ptr(), b.data_ptr(), n * c, h * w, out.data_ptr(),
+        getattr(load(), f"row_dot_{sfx}")(a.data_ptr(), b.data_ptr(), n * c, h * w, 1, out.data_ptr(),
                                           torch.get_num_threads())
         return out
     return torch.mul(a, b).sum((2, 3))
@@ -303,7 +303,7 @@ class CBAMGateNative(torch.autograd.Function):
         else:
             xv = x.view(n, c, p)
             gmean_part = x.new_empty(n, c)  # sum_p x * gm, one pass (torch.bmm is 3x slower here)
-            getattr(lib, f"rows_dot_vec_{sfx}")(_ptr(x), _ptr(gm), n, c, p, _ptr(gmean_part), nt)
+            getattr(lib, f"row_dot_{sfx}")(_ptr(x), _ptr(gm), n * c, p, c, _ptr(gmean_part), nt)
             gca += gmean_part
             gca.scatter_add_(1, argc, xv.gather(1, argc.unsqueeze(1)).squeeze(1) * gsmax)
         (gavg, gmx), gp_channel = _small_grad(ca, [avg, mx], params[:k], gca.to(ca.dtype))

@@ -104,10 +104,10 @@ def benchmark_models(models: Sequence[str] = ("resnet50", "resnet20"), attention
     """
     attentions = list(attentions) if attentions is not None else list_attention()
     results: list[ModelResult] = []
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     for name in models:
         size = INPUT_SIZES.get(name, 224)
         torch.manual_seed(0)
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
         variants: dict[str, nn.Module] = {VANILLA: create_model(name).to(device, memory_format=fmt)}
         for att in attentions:
             variants[att] = create_model(name, attention=att).to(device, memory_format=fmt)

@@ -17,7 +17,7 @@ from ..bench import machine_summary, write_markdown
 from .config import TrainConfig
 from .loop import train
 
-__all__ = ["run", "results_path", "summarize"]
+__all__ = ["run", "results_path", "run_dir_for", "summarize"]
 
 HEADER = ["epoch", "lr at end", "train loss", "train acc", "test loss", "test acc", "train s", "train img/s"]
 
@@ -26,6 +26,11 @@ def results_path(config: TrainConfig, device_type: str) -> Path:
     """Default results file: ``benchmarks/results/train-<dataset>-<model>[-<attention>]-<cpu|cuda>.md``."""
     parts = [config.dataset, config.model] + ([config.attention] if config.attention else []) + [device_type]
     return Path("benchmarks") / "results" / ("train-" + "-".join(parts) + ".md")
+
+
+def run_dir_for(config: TrainConfig) -> Path:
+    """Default run directory: ``runs/bench-train-<dataset>-<model>-<attention or vanilla>``."""
+    return Path("runs") / f"bench-train-{config.dataset}-{config.model}-{config.attention or 'vanilla'}"
 
 
 def summarize(history: list[dict[str, Any]], final: dict[str, Any]) -> dict[str, Any]:
@@ -39,14 +44,16 @@ def summarize(history: list[dict[str, Any]], final: dict[str, Any]) -> dict[str,
             "median_images_per_s": statistics.median(rates), "train_seconds": sum(secs)}
 
 
-def run(config: TrainConfig, run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
+def run(config: TrainConfig, run_dir: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
         command: str = "", progress: bool = True, note: str = "") -> dict[str, Any]:
-    """Train (or reuse) ``run_dir`` and write the per-epoch table to ``out`` (None: the default path).
+    """Train (or reuse) ``run_dir`` and write the per-epoch table to ``out`` (None: the defaults,
+    :func:`run_dir_for` and :func:`results_path`).
 
     ``note`` is printed in the results file (how the run was made, what else the machine was doing).
 
     Returns the :func:`summarize` figures plus ``out`` (the results file) and ``run_dir``.
     """
+    run_dir = run_dir or run_dir_for(config)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     result = train(config, run_dir, resume=True, progress=progress)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

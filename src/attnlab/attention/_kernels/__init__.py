@@ -35,7 +35,7 @@ _SIGNATURES = {
     "apply": "pppiiipi",
     "bwd_dots": "ppppiiippi",
     "bwd_gx": "pppppiiipi",
-    "row_dot": "ppiipi",
+    "row_dot": "ppiiipi",
     "first_eq": "ppiipi",
     "pool_hw_nhwc": "piiipppi",
     "pool_c_nhwc": "ppiiipppi",
@@ -43,7 +43,6 @@ _SIGNATURES = {
     "bwd_dots_nhwc": "ppppiiippi",
     "bwd_gx_nhwc": "pppppiiipi",
     "same_conv": "pppiiiiiipi",
-    "rows_dot_vec": "ppiiipi",
 }
 
 

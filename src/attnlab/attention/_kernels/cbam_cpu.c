@@ -6,7 +6,9 @@
  *   apply    : out = x * ca * sa                                               (reads x, writes out)
  *   bwd_dots : gsa[n,p] = sum_c g*x*ca[c];  gca[n,c] = sum_p g*x*sa[p]          (reads g, x)
  *   bwd_gx   : gx = ca * (g * sa + gm[p]) + gavg[c]                            (reads g, writes gx)
- *   row_dot  : d[r] = sum_p a[r, p] * b[r, p]  (the SE/ECA gate gradient)       (reads a, b)
+ *   row_dot  : d[r] = sum_p a[r, p] * b[r / group, p]                          (reads a, b)
+ *              group 1: the SE/ECA gate gradient; group C: CBAM's channel-mean gradient sum_p x * gm[n]
+ *              (a batched matrix-vector product that torch.bmm runs at a third of this speed)
  *   first_eq : arg[r] = first p with x[r, p] == m[r] (NaN matches NaN)         (reads ~half of x)
  * (The spatial average and max of pool_hw are faster from torch's own reductions; first_eq then finds the
  * arg-max for the backward with an early-exit scan.)
@@ -123,10 +125,10 @@ void bwd_gx_##S(const T *g, const T *ca, const T *sa, const T *gm, const T *gavg
 }
 
 #define DEFINE_ROW_DOT(T, S)                                                                          \
-void row_dot_##S(const T *a, const T *b, int64_t rows, int64_t P, T *d, int nt) {                      \
+void row_dot_##S(const T *a, const T *b, int64_t rows, int64_t P, int64_t group, T *d, int nt) {      \
     _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
     for (int64_t r = 0; r < rows; ++r) {                                                              \
-        const T *ar = a + r * P, *br = b + r * P; T dl[LANES], s = 0; int64_t p = 0;                 \
+        const T *ar = a + r * P, *br = b + (r / group) * P; T dl[LANES], s = 0; int64_t p = 0;        \
         for (int l = 0; l < LANES; ++l) dl[l] = 0;                                                    \
         for (; p + LANES <= P; p += LANES)                                                            \
             for (int l = 0; l < LANES; ++l) dl[l] += ar[p + l] * br[p + l];                           \
@@ -147,24 +149,6 @@ void first_eq_##S(const T *x, const T *m, int64_t rows, int64_t P, int64_t *arg,
     }                                                                                                 \
 }
 
-/* d[n, c] = sum_p x[n, c, p] * v[n, p]: the channel-mean part of CBAM's channel-gate gradient (NCHW), a
- * batched matrix-vector product that torch.bmm runs at a third of the copy bandwidth here. */
-#define DEFINE_ROWS_DOT_VEC(T, S)                                                                     \
-void rows_dot_vec_##S(const T *x, const T *v, int64_t N, int64_t C, int64_t P, T *d, int nt) {         \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
-    for (int64_t r = 0; r < N * C; ++r) {                                                             \
-        const T *xr = x + r * P, *vr = v + (r / C) * P; T dl[LANES], s = 0; int64_t p = 0;            \
-        for (int l = 0; l < LANES; ++l) dl[l] = 0;                                                    \
-        for (; p + LANES <= P; p += LANES)                                                            \
-            for (int l = 0; l < LANES; ++l) dl[l] += xr[p + l] * vr[p + l];                           \
-        for (; p < P; ++p) s += xr[p] * vr[p];                                                        \
-        for (int l = 0; l < LANES; ++l) s += dl[l];                                                   \
-        d[r] = s;                                                                                     \
-    }                                                                                                 \
-}
-
-DEFINE_ROWS_DOT_VEC(float, f32)
-DEFINE_ROWS_DOT_VEC(double, f64)
 DEFINE_FIRST_EQ(float, f32)
 DEFINE_FIRST_EQ(double, f64)
 DEFINE_ROW_DOT(float, f32)
@@ -209,21 +193,20 @@ void pool_hw_nhwc_##S(const T *x, int64_t N, int64_t C, int64_t P, T *avg, T *mx
                                                                                                       \
 static void pool_c_nhwc_scalar_##S(const T *x, const T *ca, int64_t N, int64_t C, int64_t P,         \
                      T *mean, T *mx, int64_t *arg, int nt) {                                          \
-    /* One pass per row, LANES accumulators; the arg-max lanes hold indices as T (exact below 2^24 for \
-     * float, far above any channel count) so that compare, select and index all vectorise together. */\
+    /* One pass per row with LANES accumulators (float64, and float32 rows too long for int32 lanes). */ \
     _Pragma("omp parallel for num_threads(nt) schedule(static)")                                      \
     for (int64_t r = 0; r < N * P; ++r) {                                                             \
         const T *row = x + r * C; const T *can = ca + (r / P) * C;                                    \
-        T sl[LANES], ml[LANES], il[LANES]; int64_t c = 0;                                             \
+        T sl[LANES], ml[LANES]; int64_t il[LANES]; int64_t c = 0;                                     \
         T first = row[0] * can[0];                                                                    \
         for (int l = 0; l < LANES; ++l) { sl[l] = 0; ml[l] = first; il[l] = 0; }                      \
         for (; c + LANES <= C; c += LANES)                                                            \
             for (int l = 0; l < LANES; ++l) {                                                         \
                 T v = row[c + l] * can[c + l]; sl[l] += v;                                            \
                 int gt = (v > ml[l]) | ((v != v) & (ml[l] == ml[l]));                                 \
-                ml[l] = gt ? v : ml[l]; il[l] = gt ? (T)(c + l) : il[l];                              \
+                ml[l] = gt ? v : ml[l]; il[l] = gt ? c + l : il[l];                                   \
             }                                                                                         \
-        T sum = 0, m = ml[0], a = il[0];                                                              \
+        T sum = 0, m = ml[0]; int64_t a = il[0];                                                      \
         for (int l = 0; l < LANES; ++l) {                                                             \
             sum += sl[l];                                                                             \
             int nan_l = ml[l] != ml[l], nan_m = m != m;                                               \
@@ -232,9 +215,9 @@ static void pool_c_nhwc_scalar_##S(const T *x, const T *ca, int64_t N, int64_t C
         }                                                                                             \
         for (; c < C; ++c) {                                                                          \
             T v = row[c] * can[c]; sum += v;                                                          \
-            if ((v > m) | ((v != v) & (m == m))) { m = v; a = (T)c; }                                 \
+            if ((v > m) | ((v != v) & (m == m))) { m = v; a = c; }                                    \
         }                                                                                             \
-        mean[r] = sum / (T)C; mx[r] = m; arg[r] = (int64_t)a;                                         \
+        mean[r] = sum / (T)C; mx[r] = m; arg[r] = a;                                                  \
     }                                                                                                 \
 }                                                                                                     \
                                                                                                       \
@@ -305,7 +288,7 @@ typedef int32_t vi8 __attribute__((vector_size(32)));
 
 void pool_c_nhwc_f32(const float *x, const float *ca, int64_t N, int64_t C, int64_t P, float *mean, float *mx,
                      int64_t *arg, int nt) {
-    if (C >= (int64_t)1 << 30) { pool_c_nhwc_scalar_f32(x, ca, N, C, P, mean, mx, arg, nt); return; }
+    if (C > INT32_MAX - 8) { pool_c_nhwc_scalar_f32(x, ca, N, C, P, mean, mx, arg, nt); return; } /* int32 lanes */
     _Pragma("omp parallel for num_threads(nt) schedule(static)")
     for (int64_t r = 0; r < N * P; ++r) {
         const float *row = x + r * C; const float *can = ca + (r / P) * C;
