@@ -73,3 +73,22 @@ def test_corrupt_and_missing_checkpoints_are_clear_errors(tmp_path):
     (d / "state.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(CheckpointError, match="not an attnlab checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_the_same_epoch_written_again_replaces_it_whole(tmp_path):
+    m, opt = _model_and_opt()
+    save_checkpoint(tmp_path, model=m, model_config=CFG, epoch=1, optimizer=opt, extra={"n": 1})
+    with torch.no_grad():
+        m[0].weight.add_(1)
+    save_checkpoint(tmp_path, model=m, model_config=CFG, epoch=1, optimizer=opt, extra={"n": 2})  # after a resume
+    ck = load_checkpoint(tmp_path)
+    assert ck.state["extra"] == {"n": 2} and torch.equal(ck.model_state["0.weight"], m[0].weight)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_0001", "latest.json"]
+
+
+def test_safetensors_names_stay_public_in_train():
+    import attnlab.fileio
+    import attnlab.train
+
+    for name in ("SafetensorsError", "load_safetensors", "save_safetensors"):
+        assert getattr(attnlab.train, name) is getattr(attnlab.fileio, name) and name in attnlab.train.__all__

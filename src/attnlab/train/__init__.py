@@ -1,5 +1,6 @@
 """Training and evaluation: one loop from CPU to many GPUs (torchrun), atomic checkpoints, exact resume."""
 
+from ..fileio import SafetensorsError, load_safetensors, save_safetensors  # re-exported: public here since 0.1
 from .batches import TensorSet, as_tensor_set, iterate_batches
 from .checkpoint import Checkpoint, CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -8,7 +9,6 @@ from .evaluate import EvalResult, evaluate
 from .load import evaluate_checkpoint, load_model, model_from_checkpoint
 from .loop import DataBundle, TrainResult, build_data, train
 from .optim import create_optimizer, param_groups, warmup_cosine
-from .safetensors_io import SafetensorsError, load_safetensors, save_safetensors
 from .sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
 
 __all__ = [

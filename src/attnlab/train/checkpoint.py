@@ -20,7 +20,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .safetensors_io import SafetensorsError, load_safetensors, save_safetensors
+from ..fileio import SafetensorsError, atomic_directory, atomic_write_json, load_safetensors, save_safetensors
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "latest_checkpoint",
            "capture_rng", "restore_rng"]
@@ -60,12 +59,8 @@ class Checkpoint:
 
 
 def _json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """The checkpoint's JSON files: indent 1, sorted keys, written atomically."""
+    atomic_write_json(path, obj, indent=1, sort_keys=True)
 
 
 def capture_rng(generators: dict[str, torch.Generator] | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -146,8 +141,8 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, model_confi
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     name = f"epoch_{epoch:04d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
-    try:
+    final = root / name
+    with atomic_directory(final) as tmp:  # the same epoch written again (after a resume) replaces the old one
         save_safetensors(model.state_dict(), tmp / "model.safetensors", {"format": FORMAT})
         state: dict[str, Any] = {"format": FORMAT, "epoch": int(epoch), "model": model_config, "extra": extra or {}}
         opt_tensors: dict[str, torch.Tensor] = {}
@@ -161,17 +156,6 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, model_confi
         state["rng"] = rng_js
         save_safetensors({**opt_tensors, **rng_tensors}, tmp / "optimizer.safetensors", {"format": FORMAT})
         _json_atomic(tmp / "state.json", state)
-        final = root / name
-        if final.exists():  # the same epoch written again (e.g. after a resume): move the old one aside
-            old = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.old."))
-            os.replace(final, old / name)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     _json_atomic(root / "latest.json", {"epoch": int(epoch), "dir": name})
     done = sorted(p for p in root.glob("epoch_*") if p.is_dir())
     for old in done[:-keep_last] if keep_last > 0 else []:

@@ -3,7 +3,9 @@
 The format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length, a
 JSON header mapping each name to its dtype, shape and [begin, end) byte offsets in the data block
 (plus an optional ``__metadata__`` dict of strings), then the raw little-endian tensor bytes. Files
-written here load with the ``safetensors`` package and vice versa.
+written here load with the ``safetensors`` package and vice versa. Dtypes: those of the package's torch
+binding (F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL, and where this torch has them F8_E4M3,
+F8_E4M3FNUZ, F8_E5M2, F8_E5M2FNUZ, C64, U64, U32, U16).
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+
+from .atomic import atomic_write_bytes
 
 __all__ = ["save_safetensors", "load_safetensors", "SafetensorsError"]
 
@@ -24,6 +27,12 @@ _DTYPES = {
     torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
     torch.bool: "BOOL",
 }
+# The safetensors package's other names, where this torch has the dtype (float8 from 2.1/2.2, wide uints from 2.3).
+_DTYPES.update({getattr(torch, attr): name for attr, name in (
+    ("float8_e4m3fn", "F8_E4M3"), ("float8_e4m3fnuz", "F8_E4M3FNUZ"), ("float8_e5m2", "F8_E5M2"),
+    ("float8_e5m2fnuz", "F8_E5M2FNUZ"), ("complex64", "C64"), ("uint64", "U64"), ("uint32", "U32"),
+    ("uint16", "U16"),
+) if hasattr(torch, attr)})
 _FROM_NAME = {v: k for k, v in _DTYPES.items()}
 _MAX_HEADER = 100 * 2**20
 
@@ -34,11 +43,18 @@ class SafetensorsError(ValueError):
 
 def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike,
                      metadata: Mapping[str, str] | None = None) -> Path:
-    """Write ``tensors`` to ``path`` atomically (temporary file in the same directory, then rename).
+    """Write ``tensors`` to ``path`` atomically (see :mod:`attnlab.fileio.atomic`), in name order.
 
     Args:
-        tensors: name -> tensor (any device; stored contiguous, on CPU).
+        tensors: name -> tensor of any shape (any device; stored contiguous, on CPU).
+        path: the file to write; its parent directories are created.
         metadata: optional str -> str pairs stored in the header.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        TypeError: a tensor's dtype has no safetensors name (complex128, the quantised dtypes, ...).
     """
     path = Path(path)
     header: dict[str, object] = {}
@@ -56,25 +72,15 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLik
         offset += len(data)
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # align the data block to 8 bytes
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(raw)))
-            f.write(raw)
-            for b in blobs:
-                f.write(b)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, [struct.pack("<Q", len(raw)), raw, *blobs])
     return path
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file; returns (tensors, metadata).
+    """Read a safetensors file (written here or by the ``safetensors`` package).
+
+    Returns:
+        (name -> tensor on the CPU with its stored dtype and shape, the header's metadata dict).
 
     Raises:
         FileNotFoundError: the file does not exist.
