@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from ..fileio import atomic_write_text
 
 __all__ = ["format_table", "write_markdown"]
 
@@ -37,11 +38,5 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 def write_markdown(path: str | os.PathLike, title: str, preamble: str, header: Sequence[str],
                    rows: Sequence[Sequence[object]]) -> Path:
     """Write a Markdown results file atomically (a re-run replaces it whole)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = f"# {title}\n\n{preamble.strip()}\n\n{markdown_table(header, rows)}\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".md.tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)

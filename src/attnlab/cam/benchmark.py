@@ -15,7 +15,6 @@ approximate ``top_k`` mode against the exact maps.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -27,6 +26,7 @@ from torch import Tensor, nn
 
 from ..bench import format_table, machine_summary, peak_memory, time_paired
 from ..bench.table import markdown_table
+from ..fileio import atomic_write_text
 from . import CAM_METHODS, create_cam
 from .base import normalize_maps, upsample_maps
 from .score import ScoreCAM
@@ -306,13 +306,7 @@ weights: a trained network has many more all-zero channels, which ours forwards 
 
 
 def _write(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".md.tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)
 
 
 def run(out: str | None = "benchmarks/results/cam.md", command: str = "attnlab bench cam",

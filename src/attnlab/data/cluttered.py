@@ -36,7 +36,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import warnings
 import zlib
 from dataclasses import asdict, dataclass
@@ -47,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..fileio import atomic_open
 from .base import TensorImageDataset, Transform, check_split, default_cache_dir
 from .fashion_mnist import FASHION_MNIST_CLASSES, fashion_mnist_files, fashion_mnist_root, load_fashion_mnist
 
@@ -434,18 +434,10 @@ class ClutteredFashionMNIST(TensorImageDataset):
     def _save(path: Path, data: dict) -> None:
         payload = {k: data[k] for k in _TENSORS}
         payload.update(format=_CACHE_FORMAT, key=data["key"], crc32=_checksum(payload))
-        tmp = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
+            with atomic_open(path) as f:
                 torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
         except OSError as e:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
             warnings.warn(f"could not write the cache file {path} ({e}); continuing without it", stacklevel=3)
 
     # -- access -----------------------------------------------------------------------------------------

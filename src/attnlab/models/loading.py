@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ..fileio import load_safetensors
 from ._attn import attention_prefixes
 
 __all__ = ["LoadReport", "load_backbone"]
@@ -61,11 +62,7 @@ def _read(source: Mapping[str, Tensor] | str | os.PathLike) -> dict[str, Tensor]
         if not os.path.exists(path):
             raise FileNotFoundError(f"no checkpoint at {path!r}")
         if path.endswith(".safetensors"):
-            try:
-                from safetensors.torch import load_file
-            except ImportError as err:  # pragma: no cover - depends on the environment
-                raise ImportError("reading .safetensors needs the safetensors package") from err
-            source = load_file(path)
+            source, _ = load_safetensors(path)  # torch alone: no safetensors package needed
         else:
             source = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(source, Mapping):
@@ -98,8 +95,8 @@ def load_backbone(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | s
 
     Args:
         model: the network to load into (an attnlab model, or any model after :func:`attnlab.attach`).
-        state_dict_or_path: a state_dict, or a path to one (``torch.save`` file; ``.safetensors`` when
-            the safetensors package is installed). A training checkpoint holding it under
+        state_dict_or_path: a state_dict, or a path to one (``torch.save`` file, or ``.safetensors`` file read
+            by :func:`attnlab.fileio.load_safetensors`). A training checkpoint holding it under
             ``"state_dict"`` or ``"model"``, and ``module.``-prefixed keys (DataParallel), are unwrapped.
         head: the classifier (the model's last ``nn.Linear``): None loads it when its shapes agree and
             skips it otherwise (e.g. ImageNet weights into a 10-class model); True always loads it (a
@@ -113,6 +110,7 @@ def load_backbone(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | s
         ValueError: when shapes disagree (all disagreements listed), or under ``strict`` when keys are
             missing or unexpected. Nothing is loaded then: the model is left exactly as it was.
         FileNotFoundError: for a path that does not exist.
+        attnlab.fileio.SafetensorsError: a ``.safetensors`` file that is truncated or corrupt.
 
     Example:
         >>> model = attnlab.create_model("resnet50", attention="se")

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_write_text
+
 __all__ = ["write_report"]
 
 METRIC_LABELS = {
@@ -225,8 +227,4 @@ one process (paired rounds, median), inference at batch {p['throughput_batch']} 
 <script>{_SELF_CHECK}</script>
 </body></html>
 """
-    path = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(out / "index.html", page)

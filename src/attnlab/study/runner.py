@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..data import create_dataset
+from ..fileio import atomic_write_json
 from ..train import TrainConfig, build_data, latest_checkpoint, load_model, train
 from ..train.distributed import pick_device
 from .measure import PER_IMAGE, attention_maps, cam_maps, measure_cost, score_maps
@@ -160,10 +161,7 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, indent=1, default=float)
 
 
 def _interval(values: list[float]) -> dict[str, float]:

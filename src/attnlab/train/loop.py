@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import create_dataset, default_transforms
+from ..fileio import atomic_open, atomic_write_json
 from ..models import create_model
 from .batches import TensorSet, as_tensor_set, iterate_batches
 from .checkpoint import (
@@ -92,10 +93,8 @@ def autocast_settings(amp: str, device: torch.device) -> tuple[torch.dtype | Non
 def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite metrics.jsonl and metrics.csv from the history (atomic replace of each)."""
     for name, writer in (("metrics.jsonl", _jsonl), ("metrics.csv", _csv)):
-        tmp = run_dir / f".{name}.tmp"
-        with open(tmp, "w", newline="") as f:
+        with atomic_open(run_dir / name, "w", newline="") as f:
             writer(f, history)
-        os.replace(tmp, run_dir / name)
 
 
 def _jsonl(f, history):
@@ -248,9 +247,7 @@ def _train(config: TrainConfig, run_dir: Path, info: DistInfo, resume: bool, pro
                              info=info, channels_last=config.channels_last, autocast_dtype=amp_dtype)
     final = _final_summary(config, model_cfg, history, data, last_eval, info, device)
     if info.is_main:
-        tmp = run_dir / ".summary.json.tmp"
-        tmp.write_text(json.dumps(final, indent=1))
-        os.replace(tmp, run_dir / "summary.json")
+        atomic_write_json(run_dir / "summary.json", final, indent=1)
         _log(info, f"done: test accuracy {final['test_acc']:.4f} after {final['epochs']} epochs "
                    f"({final['train_seconds']:.0f}s of training); run in {run_dir}")
     return TrainResult(run_dir, model, history, final)

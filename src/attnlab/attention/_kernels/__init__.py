@@ -16,10 +16,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import warnings
 from pathlib import Path
+
+from ...fileio import atomic_path
 
 __all__ = ["load", "available"]
 
@@ -64,15 +65,8 @@ def _build(cc: str) -> Path:
     target = _cache_dir() / f"cbam_cpu_{key}.so"
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        subprocess.run([cc, *_FLAGS, str(_SOURCE), "-o", tmp, "-lm"], check=True, capture_output=True, text=True)
-        os.replace(tmp, target)  # atomic: other processes see the old state or the whole library
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(target, suffix=".so") as tmp:  # other processes see no library or the whole one
+        subprocess.run([cc, *_FLAGS, str(_SOURCE), "-o", str(tmp), "-lm"], check=True, capture_output=True, text=True)
     return target
 
 
