@@ -37,7 +37,8 @@ system-deps:
 		|| echo "warning: could not install $(APT_PKGS); the tests that need them will skip"; \
 	fi
 
-test: setup
+# Lint first: a test run is only green when ruff is too.
+test: setup lint
 	$(VPY) -m pytest -q
 
 test-slow: setup

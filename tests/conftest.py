@@ -11,6 +11,7 @@ Any test taking an ``attn_name`` argument is parametrised over the registry
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 
 import attnlab
 
+TESTS = Path(__file__).parent
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
@@ -102,13 +104,26 @@ def make_input():
 def one_thread():
     """Run the test with one intra-op thread (restored after).
 
-    For loops of thousands of tiny ops (gradcheck): one thread is faster there, and does not slow
-    down tenfold when the machine is busy, as OpenMP's spinning worker threads do.
+    For tiny tensors and loops of thousands of small ops (gradcheck, small convolutions): one thread is
+    faster there, and does not slow down tenfold when the machine is busy, as OpenMP's spinning worker
+    threads do when they fight other processes for a shared 2-core machine.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+#: Test folders (under tests/) whose every test runs with ``one_thread``: their tensors are all tiny.
+#: A single test module elsewhere opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+ONE_THREAD_FOLDERS = frozenset({"cam", "metrics", "models", "viz"})
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_in_small_tensor_folders(request: pytest.FixtureRequest) -> None:
+    """Apply ``one_thread`` to every test in ``ONE_THREAD_FOLDERS``."""
+    if any(request.path.is_relative_to(TESTS / folder) for folder in ONE_THREAD_FOLDERS):
+        request.getfixturevalue("one_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -137,9 +137,9 @@ def _bench_models(args: argparse.Namespace) -> int:
 
 
 def _bench_cam(args: argparse.Namespace) -> int:
-    from ._names import lookup
     from .cam import CAM_METHODS
     from .cam.benchmark import CONFIGS, run
+    from .names import lookup
 
     methods = _names(args.methods)
     for name in methods or []:

@@ -36,15 +36,6 @@ class SmallCNN(nn.Sequential):
                 features.bn3.bias[:dead] = -100.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-off costs on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def small_cnn():
     return SmallCNN().eval()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._names import lookup
+from ..names import lookup
 
 __all__ = ["ActLike", "make_act", "ACTIVATIONS"]
 

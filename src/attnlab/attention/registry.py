@@ -14,11 +14,12 @@ from typing import TypeVar
 
 from torch import nn
 
-from .._names import lookup
+from ..names import check_name, lookup, register
 
 __all__ = ["register_attention", "create_attention", "list_attention", "get_attention_class"]
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
+_KIND = "attention module"
 T = TypeVar("T", bound=type[nn.Module])
 
 
@@ -29,15 +30,13 @@ def register_attention(name: str) -> Callable[[T], T]:
         name: registry name, lower case (``"se"``, ``"cbam"``, ...).
 
     Raises:
-        ValueError: if ``name`` is already registered (names are never silently replaced).
+        ValueError: ``name`` is not lower case (at once), or is already registered to another class (when
+            decorating; names are never silently replaced). See :func:`attnlab.names.register`.
     """
-    if not name or name != name.strip().lower():
-        raise ValueError(f"attention names are non-empty and lower case, got {name!r}")
+    check_name(name, _KIND)
 
     def decorator(cls: T) -> T:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"attention name {name!r} is already registered to {_REGISTRY[name].__qualname__}")
-        _REGISTRY[name] = cls
+        register(_REGISTRY, name, cls, _KIND)
         cls.registry_name = name  # type: ignore[attr-defined]
         return cls
 
@@ -55,7 +54,7 @@ def get_attention_class(name: str) -> type[nn.Module]:
     Raises:
         ValueError: for an unknown name; the message lists the known names and the closest match.
     """
-    return lookup(_REGISTRY, name, "attention module")
+    return lookup(_REGISTRY, name, _KIND)
 
 
 def create_attention(name: str, channels: int, **kwargs) -> nn.Module:

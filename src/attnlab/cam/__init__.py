@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .._names import lookup
+from ..names import lookup, register
 from .attention_maps import capture_attention
 from .base import CAMResult, LayerSpec, TargetSpec, combine_maps, default_target_layer, normalize_maps, upsample_maps
 from .eigen import EigenCAM
@@ -44,8 +44,10 @@ __all__ = [
 ]
 
 #: registry name -> method class
-CAM_METHODS: dict[str, type] = {cls.name: cls for cls in
-                                (GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, LayerCAM, ScoreCAM, EigenCAM)}
+CAM_METHODS: dict[str, type] = {}
+for _cls in (GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, LayerCAM, ScoreCAM, EigenCAM):
+    register(CAM_METHODS, _cls.name, _cls, "CAM method")
+del _cls
 _ALIASES = {"gradcam++": "gradcampp", "grad-cam": "gradcam", "grad-cam++": "gradcampp", "score-cam": "scorecam",
             "eigen-cam": "eigencam", "layer-cam": "layercam", "xgrad-cam": "xgradcam"}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from .._names import lookup
+from ..names import lookup, register
 from .cifar import CIFAR10, CIFAR100
 from .cluttered import ClutteredFashionMNIST
 from .fashion_mnist import FashionMNIST
@@ -31,14 +31,10 @@ def register_dataset(name: str, factory: Factory) -> Factory:
     """Register ``factory(split, root, **kwargs) -> Dataset`` under ``name``.
 
     Raises:
-        ValueError: ``name`` is empty or not lower case, or already registered to another factory.
+        ValueError: ``name`` is empty or not lower case, or already registered to another factory
+            (see :func:`attnlab.names.register`).
     """
-    if not name or name != name.strip().lower():
-        raise ValueError(f"dataset names are non-empty and lower case, got {name!r}")
-    if name in _REGISTRY and _REGISTRY[name] is not factory:
-        raise ValueError(f"dataset name {name!r} is already registered")
-    _REGISTRY[name] = factory
-    return factory
+    return register(_REGISTRY, name, factory, "dataset")
 
 
 def list_datasets() -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from .._names import lookup
+from ..names import lookup, register
 
 __all__ = ["register_model", "create_model", "list_models", "get_model_builder"]
 
@@ -30,17 +30,12 @@ def register_model(name: str | None = None) -> Callable[[F], F]:
         name: registry name, lower case (``"resnet50"``).
 
     Raises:
-        ValueError: if the name is not lower case or is already registered to another builder.
+        ValueError: if the name is not lower case or is already registered to another builder
+            (see :func:`attnlab.names.register`).
     """
 
     def decorator(fn: F) -> F:
-        key = fn.__name__ if name is None else name
-        if not key or key != key.strip().lower():
-            raise ValueError(f"model names are non-empty and lower case, got {key!r}")
-        if key in _MODELS and _MODELS[key] is not fn:
-            raise ValueError(f"model name {key!r} is already registered to {_MODELS[key].__qualname__}")
-        _MODELS[key] = fn
-        return fn
+        return register(_MODELS, fn.__name__ if name is None else name, fn, "model")
 
     return decorator
 
