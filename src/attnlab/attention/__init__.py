@@ -7,6 +7,7 @@ recording protocol of :mod:`attnlab.attention.base`.
 from .bam import BAM
 from .base import AttentionMaps, AttentionModule, reduced_channels
 from .cbam import CBAM, ChannelAttention, SpatialAttention
+from .channel_gate import ChannelGateModule
 from .coord import CoordAttention
 from .eca import EfficientChannelAttention, eca_kernel_size
 from .gc import GlobalContext
@@ -24,6 +25,7 @@ __all__ = [
     "BAM",
     "CBAM",
     "ChannelAttention",
+    "ChannelGateModule",
     "CoordAttention",
     "EfficientChannelAttention",
     "GlobalContext",

@@ -9,12 +9,25 @@ tools) sets ``module.attention_sink`` to a callable; the module then calls it wi
 applied. When no sink is set the check is one attribute read per forward and no map is computed
 or kept, so the protocol costs nothing when unused (and ``torch.compile`` guards on it as a
 constant).
+
+What a module tells the networks
+--------------------------------
+A declaration read duck-typed (``getattr``), so any ``nn.Module`` class may make it and a new family
+needs no edit in :mod:`attnlab.models`:
+
+* ``channel_scale(x)``: the (N, C) weights ``w`` with ``module(x) == x * w[:, :, None, None]``, or None.
+  A residual block fuses such a gate with its addition in inference (one pass instead of two); the
+  default returns None (no fusion). :class:`~attnlab.attention.channel_gate.ChannelGateModule` (SE, ECA)
+  answers it, and so may any new module. A subclass that writes its own ``forward`` stops answering
+  (its ``channel_scale`` is reset to the default) unless it defines ``channel_scale`` again, so a
+  changed forward is never silently replaced by the fused product.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -78,6 +91,16 @@ class AttentionModule(nn.Module):
 
     registry_name: str = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A class whose ``forward`` is defined below its ``channel_scale`` answers None there (not silently fused)."""
+        super().__init_subclass__(**kwargs)
+
+        def owner(name: str) -> int:  # position in the MRO of the class that defines ``name``
+            return next(i for i, k in enumerate(cls.__mro__) if name in vars(k))
+
+        if owner("forward") < owner("channel_scale") and cls.channel_scale is not AttentionModule.channel_scale:
+            cls.channel_scale = AttentionModule.channel_scale  # its own forward: its output may be another
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.channels = check_channels(channels)
@@ -106,6 +129,14 @@ class AttentionModule(nn.Module):
                 extra={k: v.detach() for k, v in extra.items()},
             )
         sink(self, maps)
+
+    def channel_scale(self, x: Tensor) -> Tensor | None:
+        """The channel weights (N, C) this module would scale ``x`` (N, C, H, W) by, or None.
+
+        Not None only where ``self(x)`` is exactly ``x * w[:, :, None, None]`` for the returned ``w``,
+        so a caller may compute that product itself, fused with other work. The default: None.
+        """
+        return None
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}"

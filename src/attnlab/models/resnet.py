@@ -85,9 +85,13 @@ def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 
 
 class _SlotsMixin:
-    """The two attention slots of a residual block: ``attn`` (residual branch) and ``post_attn`` (block output)."""
+    """The two attention slots of a residual block: ``attn`` (residual branch) and ``post_attn`` (block output).
 
-    _SLOTS = {"branch": "attn", "output": "post_attn"}
+    ``attention_slots`` (position -> attribute) and ``set_attention`` are what :func:`attnlab.attach` reads,
+    duck-typed, to fill a block's own slot instead of hooking a module onto it.
+    """
+
+    attention_slots = {"branch": "attn", "output": "post_attn"}
 
     def set_attention(self, module: nn.Module | None, position: str = "branch") -> None:
         """Put ``module`` (or None, to remove) in the block's ``"branch"`` or ``"output"`` attention slot.
@@ -95,9 +99,9 @@ class _SlotsMixin:
         ``"branch"``: applied to the residual branch after its last BN, before the addition (``attn``);
         ``"output"``: applied to the block's output, after the final ReLU (``post_attn``).
         """
-        if position not in self._SLOTS:
-            raise ValueError(f"position is one of {sorted(self._SLOTS)}, got {position!r}")
-        setattr(self, self._SLOTS[position], module)
+        if position not in self.attention_slots:
+            raise ValueError(f"position is one of {sorted(self.attention_slots)}, got {position!r}")
+        setattr(self, self.attention_slots[position], module)
 
 
 class BasicBlock(_SlotsMixin, nn.Module):
