@@ -5,7 +5,7 @@ recording protocol of :mod:`attnlab.attention.base`.
 """
 
 from .bam import BAM
-from .base import AttentionMaps, AttentionModule, reduced_channels
+from .base import PLACEMENTS, AttentionMaps, AttentionModule, reduced_channels
 from .cbam import CBAM, ChannelAttention, SpatialAttention
 from .channel_gate import ChannelGateModule
 from .coord import CoordAttention
@@ -31,6 +31,7 @@ __all__ = [
     "GlobalContext",
     "NON_LOCAL_MODES",
     "NonLocal",
+    "PLACEMENTS",
     "SCSE",
     "SimAM",
     "SpatialAttention",

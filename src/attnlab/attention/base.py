@@ -12,9 +12,12 @@ constant).
 
 What a module tells the networks
 --------------------------------
-A declaration read duck-typed (``getattr``), so any ``nn.Module`` class may make it and a new family
-needs no edit in :mod:`attnlab.models`:
+Two class-level declarations, read duck-typed (``getattr``), so any ``nn.Module`` class may make them
+and a new family needs no edit in :mod:`attnlab.models`:
 
+* ``placement``: where a network puts the module unless told otherwise, one of :data:`PLACEMENTS`:
+  ``"blocks"`` (on the residual branch of every block: SE, CBAM, ...; the default), ``"stages"``
+  (between stages: BAM) or ``"after_blocks"`` (on the output of chosen blocks: Non-Local).
 * ``channel_scale(x)``: the (N, C) weights ``w`` with ``module(x) == x * w[:, :, None, None]``, or None.
   A residual block fuses such a gate with its addition in inference (one pass instead of two); the
   default returns None (no fusion). :class:`~attnlab.attention.channel_gate.ChannelGateModule` (SE, ECA)
@@ -32,7 +35,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["AttentionMaps", "AttentionModule", "reduced_channels", "check_channels"]
+__all__ = ["AttentionMaps", "AttentionModule", "PLACEMENTS", "reduced_channels", "check_channels"]
+
+#: Where a network may put an attention module (see the module docstring): the values of ``placement``.
+PLACEMENTS = ("blocks", "stages", "after_blocks")
 
 
 @dataclass
@@ -87,9 +93,12 @@ class AttentionModule(nn.Module):
     Attributes:
         channels: the channel count C the module was built for.
         attention_sink: None (default: record nothing) or a callable receiving (module, AttentionMaps).
+        placement: where a network puts the module by default, one of :data:`PLACEMENTS` (class attribute;
+            ``"blocks"`` unless the family's paper puts it elsewhere).
     """
 
     registry_name: str = ""
+    placement: str = "blocks"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A class whose ``forward`` is defined below its ``channel_scale`` answers None there (not silently fused)."""
