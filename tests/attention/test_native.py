@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from attnlab.attention import CBAM, _gates
-from attnlab.attention import cbam as cbam_mod
-from attnlab.attention._kernels import available
+from attnlab.attention import CBAM, _kernels
+from attnlab.attention._kernels import available, supports
 from attnlab.attention.reference import SeedCBAM
 
 pytestmark = pytest.mark.skipif(not available(), reason="no C compiler: native kernels not built")
@@ -30,7 +29,7 @@ def test_native_forward_backward_match_seed(shape, layout):
     ref, ours = _pair(shape[1])
     x = torch.randn(*shape, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
     g = torch.randn(*shape, dtype=torch.float64).contiguous(memory_format=layout)
-    assert _gates._native_ok(x)
+    assert supports(x)
     a, b = ref(x), ours(x)
     if layout == torch.channels_last:
         assert b.is_contiguous(memory_format=torch.channels_last)
@@ -50,7 +49,7 @@ def test_native_and_pure_paths_agree_in_float32(monkeypatch, layout):
     g = torch.randn_like(x)
     out_n = ours(x)
     gx_n, = torch.autograd.grad(out_n, x, g)
-    monkeypatch.setattr(cbam_mod, "_native_ok", lambda t: False)
+    monkeypatch.setattr(_kernels, "supports", lambda t: False)
     out_p = ours(x)
     gx_p, = torch.autograd.grad(out_p, x, g)
     torch.testing.assert_close(out_n, out_p, rtol=1e-5, atol=1e-6)
@@ -58,10 +57,10 @@ def test_native_and_pure_paths_agree_in_float32(monkeypatch, layout):
 
 
 def test_which_inputs_take_the_native_path():
-    assert _gates._native_ok(torch.randn(2, 8, 5, 5))
-    assert _gates._native_ok(torch.randn(2, 8, 5, 5).contiguous(memory_format=torch.channels_last))
-    assert not _gates._native_ok(torch.randn(2, 8, 5, 5, dtype=torch.bfloat16))
-    assert not _gates._native_ok(torch.randn(2, 5, 5, 8).permute(0, 3, 2, 1))  # neither layout: pure path
+    assert supports(torch.randn(2, 8, 5, 5))
+    assert supports(torch.randn(2, 8, 5, 5).contiguous(memory_format=torch.channels_last))
+    assert not supports(torch.randn(2, 8, 5, 5, dtype=torch.bfloat16))
+    assert not supports(torch.randn(2, 5, 5, 8).permute(0, 3, 2, 1))  # neither layout: pure path
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])

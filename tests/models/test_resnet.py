@@ -240,6 +240,63 @@ def test_placement_override_and_errors():
         create_model("resnet20", placement="blocks")
 
 
+@pytest.fixture
+def scratch_attention_registry(monkeypatch):
+    """A private copy of the attention registry: modules registered in a test leave the real one untouched."""
+    from attnlab.attention import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+
+class _Scale(AttentionModule):
+    """A per-channel learnable scale; subclasses only change where it goes."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
+        self.w = nn.Parameter(torch.ones(channels, 1, 1))
+
+    def forward(self, x):
+        self._check_input(x)
+        return x * self.w
+
+
+def test_a_registered_family_that_declares_the_stages_placement_goes_between_stages(scratch_attention_registry):
+    @attnlab.register_attention("between_test")
+    class BetweenStages(_Scale):
+        placement = "stages"
+
+    assert attnlab.models.default_placement("between_test") == "stages"
+    m = create_model("resnet20", attention="between_test")
+    assert m.placement == "stages"
+    assert _attention_names(m) == ["bam1", "bam2"] and isinstance(m.bam1, BetweenStages)
+    assert [m.bam1.channels, m.bam2.channels] == [16, 32]
+    assert not any(blk.attn for _, blk in m.blocks())
+    assert create_model("resnet20", attention=BetweenStages).placement == "stages"  # the class itself, unregistered
+    assert _attention_names(create_model("resnet20", attention="between_test", placement="blocks")) == [
+        f"{b}.attn" for b, _ in m.blocks()]  # an explicit placement still wins
+
+
+def test_placement_is_read_from_the_class_for_every_family(scratch_attention_registry):
+    @attnlab.register_attention("after_test")
+    class AfterBlocks(_Scale):
+        placement = "after_blocks"
+
+    assert _attention_names(create_model("resnet20", attention="after_test")) == ["layer3.1.post_attn"]
+    assert [attnlab.models.default_placement(n) for n in ("se", "cbam", "bam", "non_local")] == [
+        "blocks", "blocks", "stages", "after_blocks"]
+    assert attnlab.models.default_placement(_Scale) == "blocks"
+    assert attnlab.models.default_placement(nn.Identity) == "blocks"  # duck-typed: no attribute means blocks
+    assert attnlab.models.default_placement(None) is None
+
+
+def test_a_class_declaring_an_unknown_placement_is_refused(scratch_attention_registry):
+    class Nowhere(_Scale):
+        placement = "nowhere"
+
+    with pytest.raises(ValueError, match="unknown placement 'nowhere'.*declares"):
+        create_model("resnet20", attention=Nowhere)
+
+
 def test_attention_kwargs_and_classes():
     m = create_model("resnet20", attention="se", attention_kwargs={"reduction": 4})
     assert m.layer1[0].attn.fc1.out_channels == 4

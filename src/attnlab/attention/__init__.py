@@ -5,8 +5,9 @@ recording protocol of :mod:`attnlab.attention.base`.
 """
 
 from .bam import BAM
-from .base import AttentionMaps, AttentionModule, reduced_channels
+from .base import PLACEMENTS, AttentionMaps, AttentionModule, reduced_channels
 from .cbam import CBAM, ChannelAttention, SpatialAttention
+from .channel_gate import ChannelGateModule
 from .coord import CoordAttention
 from .eca import EfficientChannelAttention, eca_kernel_size
 from .gc import GlobalContext
@@ -24,11 +25,13 @@ __all__ = [
     "BAM",
     "CBAM",
     "ChannelAttention",
+    "ChannelGateModule",
     "CoordAttention",
     "EfficientChannelAttention",
     "GlobalContext",
     "NON_LOCAL_MODES",
     "NonLocal",
+    "PLACEMENTS",
     "SCSE",
     "SimAM",
     "SpatialAttention",

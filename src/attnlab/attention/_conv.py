@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import _kernels
 from ._dispatch import tracing
 
 __all__ = ["same_conv2d"]
@@ -34,9 +35,7 @@ def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int) -> Tenso
     o, i, k, _ = weight.shape
     if (o * i <= NATIVE_MAX_CHANNEL_PAIRS and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
             and (bias is None or bias.dtype == x.dtype) and not torch.is_autocast_enabled("cpu")):
-        from ._kernels import load
-
-        lib = load()
+        lib = _kernels.load()
         if lib is not None:
             n, _, h, w = x.shape
             xc, wc = x.contiguous(), weight.contiguous()

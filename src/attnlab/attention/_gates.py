@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import _kernels
+
 ChannelGateFn = Callable[[Tensor, Tensor | None], Tensor]  # (N, C) avg [, (N, C) max] -> (N, C) weights
 SpatialGateFn = Callable[[Tensor, Tensor], Tensor]  # (N, 1, H, W) mean, (N, 1, H, W) max -> (N, 1, H, W) weights
 
@@ -111,13 +113,11 @@ def _memory_format(x: Tensor) -> torch.memory_format:
 
 def _row_dot(a: Tensor, b: Tensor) -> Tensor:
     """sum over (H, W) of a * b: (N, C, H, W) x2 -> (N, C); native kernel for NCHW float32/64 on CPU."""
-    if a.is_contiguous() and b.is_contiguous() and _native_ok(b) and a.dtype == b.dtype:
-        from ._kernels import load
-
+    if a.is_contiguous() and b.is_contiguous() and a.dtype == b.dtype and _kernels.supports(b):
         n, c, h, w = b.shape
         out = b.new_empty(n, c)
         sfx = "f64" if b.dtype == torch.float64 else "f32"
-        getattr(load(), f"row_dot_{sfx}")(a.data_ptr(), b.data_ptr(), n * c, h * w, 1, out.data_ptr(),
+        getattr(_kernels.load(), f"row_dot_{sfx}")(a.data_ptr(), b.data_ptr(), n * c, h * w, 1, out.data_ptr(),
                                           torch.get_num_threads())
         return out
     return torch.mul(a, b).sum((2, 3))
@@ -191,30 +191,17 @@ def _is_nhwc(x: Tensor) -> bool:
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def _native_ok(x: Tensor) -> bool:
-    """True when the native CBAM kernels can run on ``x`` (CPU, float32/64, NCHW- or channels_last-contiguous)."""
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-        return False
-    if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
-        return False
-    from ._kernels import load
-
-    return load() is not None
-
-
 def _ptr(t: Tensor) -> int:
     return t.data_ptr()
 
 
-def _cbam_native_forward(x: Tensor, channel_gate: ChannelGateFn, spatial_gate: SpatialGateFn, graph: bool):
+def cbam_native_forward(x: Tensor, channel_gate: ChannelGateFn, spatial_gate: SpatialGateFn, graph: bool):
     """One fused CBAM forward with the native kernels; x is NCHW- or channels_last-contiguous float32/64 on CPU.
 
     Returns (out, state) where state holds what the backward needs (None unless ``graph``). ``out`` has
     the memory format of ``x``.
     """
-    from ._kernels import load
-
-    lib = load()
+    lib = _kernels.load()
     sfx = "f64" if x.dtype == torch.float64 else "f32"
     nhwc = _is_nhwc(x)
     lay = "nhwc_" if nhwc else ""
@@ -262,7 +249,7 @@ class CBAMGateNative(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, channel_gate: ChannelGateFn, spatial_gate: SpatialGateFn, n_channel_params: int,
                 *params: Tensor) -> Tensor:
-        out, state = _cbam_native_forward(x, channel_gate, spatial_gate, graph=True)
+        out, state = cbam_native_forward(x, channel_gate, spatial_gate, graph=True)
         ctx.save_for_backward(x, *params)
         ctx.small = state
         ctx.n_channel_params = n_channel_params
@@ -271,9 +258,7 @@ class CBAMGateNative(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        from ._kernels import load
-
-        lib = load()
+        lib = _kernels.load()
         x, *params = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
             return _cbam_differentiable_backward(ctx, x, params, g)

@@ -65,6 +65,7 @@ class BAM(AttentionModule):
     paper = "Park et al., BAM: Bottleneck Attention Module, BMVC 2018"
     param_formula = "3*C*h + C + 7*h + n*(9*h*h + 3*h) + 1, h = C//r  (r=16, n=2)"
     preserves_channels_last = True
+    placement = "stages"  # at the bottlenecks between stages (the paper's Fig. 1)
 
     def __init__(self, channels: int, reduction: float = 16, dilation: int = 4, num_dilated_convs: int = 2,
                  min_channels: int = 1, act: ActLike = None, gate: ActLike = None) -> None:

@@ -9,17 +9,36 @@ tools) sets ``module.attention_sink`` to a callable; the module then calls it wi
 applied. When no sink is set the check is one attribute read per forward and no map is computed
 or kept, so the protocol costs nothing when unused (and ``torch.compile`` guards on it as a
 constant).
+
+What a module tells the networks
+--------------------------------
+Two class-level declarations, read duck-typed (``getattr``), so any ``nn.Module`` class may make them
+and a new family needs no edit in :mod:`attnlab.models`:
+
+* ``placement``: where a network puts the module unless told otherwise, one of :data:`PLACEMENTS`:
+  ``"blocks"`` (on the residual branch of every block: SE, CBAM, ...; the default), ``"stages"``
+  (between stages: BAM) or ``"after_blocks"`` (on the output of chosen blocks: Non-Local).
+* ``channel_scale(x)``: the (N, C) weights ``w`` with ``module(x) == x * w[:, :, None, None]``, or None.
+  A residual block fuses such a gate with its addition in inference (one pass instead of two); the
+  default returns None (no fusion). :class:`~attnlab.attention.channel_gate.ChannelGateModule` (SE, ECA)
+  answers it, and so may any new module. A subclass that writes its own ``forward`` stops answering
+  (its ``channel_scale`` is reset to the default) unless it defines ``channel_scale`` again, so a
+  changed forward is never silently replaced by the fused product.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["AttentionMaps", "AttentionModule", "reduced_channels", "check_channels"]
+__all__ = ["AttentionMaps", "AttentionModule", "PLACEMENTS", "reduced_channels", "check_channels"]
+
+#: Where a network may put an attention module (see the module docstring): the values of ``placement``.
+PLACEMENTS = ("blocks", "stages", "after_blocks")
 
 
 @dataclass
@@ -74,9 +93,22 @@ class AttentionModule(nn.Module):
     Attributes:
         channels: the channel count C the module was built for.
         attention_sink: None (default: record nothing) or a callable receiving (module, AttentionMaps).
+        placement: where a network puts the module by default, one of :data:`PLACEMENTS` (class attribute;
+            ``"blocks"`` unless the family's paper puts it elsewhere).
     """
 
     registry_name: str = ""
+    placement: str = "blocks"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A class whose ``forward`` is defined below its ``channel_scale`` answers None there (not silently fused)."""
+        super().__init_subclass__(**kwargs)
+
+        def owner(name: str) -> int:  # position in the MRO of the class that defines ``name``
+            return next(i for i, k in enumerate(cls.__mro__) if name in vars(k))
+
+        if owner("forward") < owner("channel_scale") and cls.channel_scale is not AttentionModule.channel_scale:
+            cls.channel_scale = AttentionModule.channel_scale  # its own forward: its output may be another
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -106,6 +138,14 @@ class AttentionModule(nn.Module):
                 extra={k: v.detach() for k, v in extra.items()},
             )
         sink(self, maps)
+
+    def channel_scale(self, x: Tensor) -> Tensor | None:
+        """The channel weights (N, C) this module would scale ``x`` (N, C, H, W) by, or None.
+
+        Not None only where ``self(x)`` is exactly ``x * w[:, :, None, None]`` for the returned ``w``,
+        so a caller may compute that product itself, fused with other work. The default: None.
+        """
+        return None
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}"

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._conv import same_conv2d
-from ._dispatch import needs_grad, tracing
-from ._gates import CBAMGate, CBAMGateNative, _cbam_native_forward, _native_ok, avg_hw
+from ._dispatch import cbam_forward
 from .base import AttentionModule, check_channels, reduced_channels
 from .registry import register_attention
 
@@ -131,36 +130,8 @@ class CBAM(AttentionModule):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        ca_mod, sa_mod = self.channel_attention, self.spatial_attention
-        if tracing():  # plain differentiable ops for torch.compile / ONNX export
-            ca = ca_mod(x)  # (N, C, 1, 1)
-            x1 = x * ca
-            sa = sa_mod(x1)  # (N, 1, H, W)
-            if self.attention_sink is not None:
-                self._emit(channel=ca, spatial=sa)
-            return x1 * sa
-        cparams, sparams = list(ca_mod.parameters()), list(sa_mod.parameters())
-        native = _native_ok(x)
-        if needs_grad(x, cparams + sparams):
-            gate = CBAMGateNative if native else CBAMGate
-            out = gate.apply(x, ca_mod.weights, sa_mod.weights, len(cparams), *cparams, *sparams)
-            if self.attention_sink is not None:
-                self._record_detached(x.detach())
-            return out
-        if native:
-            out, (ca, sa) = _cbam_native_forward(x, ca_mod.weights, sa_mod.weights, graph=False)
-            if self.attention_sink is not None:
-                self._emit(channel=ca, spatial=sa)
-            return out
-        ca = ca_mod.weights(avg_hw(x), x.amax((2, 3)))[:, :, None, None]  # (N, C, 1, 1)
-        x1 = x * ca
-        sa = sa_mod.weights(x1.mean(1, keepdim=True), x1.amax(1, keepdim=True))  # (N, 1, H, W)
-        if self.attention_sink is not None:
-            self._emit(channel=ca, spatial=sa)
-        return x1.mul_(sa) if not torch.is_grad_enabled() else x1 * sa
-
-    def _record_detached(self, x: Tensor) -> None:
-        with torch.no_grad():
-            ca = self.channel_attention(x)
-            sa = self.spatial_attention(x * ca)
-        self._emit(channel=ca, spatial=sa)
+        out, maps = cbam_forward(x, self.channel_attention, self.spatial_attention,
+                                 record=self.attention_sink is not None)
+        if maps is not None:
+            self._emit(channel=maps[0], spatial=maps[1])  # Mc (N, C[, 1, 1]), Ms (N, 1, H, W)
+        return out

@@ -94,6 +94,7 @@ class NonLocal(AttentionModule):
     paper = "Wang et al., Non-local Neural Networks, CVPR 2018"
     param_formula = "4*C*C' + 3*C' + 3*C, C' = C//2  (embedded_gaussian, dot_product)"
     preserves_channels_last = True
+    placement = "after_blocks"  # on the output of chosen residual blocks of res3/res4 (the paper's Sec. 4.1)
 
     def __init__(self, channels: int, inter_channels: int | None = None, mode: str = "embedded_gaussian",
                  sub_sample: bool = False) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 
 from torch import nn
 
-from ..attention import AttentionModule, create_attention
+from ..attention import AttentionModule, create_attention, get_attention_class
 
-__all__ = ["AttentionSpec", "make_attention", "attention_name", "attention_prefixes", "MARK"]
+__all__ = ["AttentionSpec", "make_attention", "attention_class", "attention_name", "attention_prefixes", "MARK"]
 
 AttentionSpec = str | type[nn.Module] | None
 MARK = "_attnlab_placed"
@@ -29,6 +29,17 @@ def attention_name(spec: AttentionSpec) -> str:
     if isinstance(spec, str):
         return spec.strip().lower()
     return getattr(spec, "registry_name", "") or ""
+
+
+def attention_class(spec: AttentionSpec) -> type[nn.Module] | None:
+    """The class an attention spec builds: the registered class of a name, the class itself, or None.
+
+    Raises:
+        ValueError: for an unknown registry name.
+    """
+    if isinstance(spec, str):
+        return get_attention_class(spec)
+    return spec
 
 
 def make_attention(spec: AttentionSpec, channels: int, kwargs: dict[str, Any] | None, placed: str) -> nn.Module | None:

@@ -313,21 +313,37 @@ def _free_name(module: nn.Module, base: str) -> str:
     return name
 
 
-def _has_slot(module: nn.Module, slot: str) -> bool:
-    return hasattr(module, "set_attention") and slot in module._modules and module._modules[slot] is None
+def _free_slot(module: nn.Module, position: str) -> str | None:
+    """The attribute of ``module``'s own empty attention slot at ``position`` (``"branch"``/``"output"``), or None.
+
+    A module has slots when it declares ``attention_slots`` (position -> attribute) and ``set_attention``,
+    as the blocks of :mod:`attnlab.models.resnet` do.
+    """
+    slots = getattr(module, "attention_slots", None)
+    if not hasattr(module, "set_attention") or not isinstance(slots, dict) or position not in slots:
+        return None
+    attr = slots[position]
+    return attr if getattr(module, attr, None) is None else None
 
 
 @dataclass
 class _Plan:
-    """One insertion: attention after ``target``, stored as ``owner.<attr>``; ``hook`` False for a native slot."""
+    """One insertion: attention after ``target``, stored as ``owner.<attr>``.
+
+    ``slot``: the owner's own attention slot (``"branch"``/``"output"``) it fills, or None: a forward hook.
+    """
 
     target: str
     owner: str
     attr: str
-    hook: bool
+    slot: str | None
     channels: int
     dtype: torch.dtype
     device: torch.device
+
+    @property
+    def hook(self) -> bool:
+        return self.slot is None
 
 
 def _join(*parts: str) -> str:
@@ -345,17 +361,18 @@ def _plan_after(model: nn.Module, records: dict[str, _Record], name: str) -> _Pl
         got = "a non-tensor" if rec.shape is None else f"shape {rec.shape}"
         raise ValueError(f"module {name!r} returns {got}, not an (N, C, H, W) feature map")
     module = rec.module
-    if _has_slot(module, "post_attn"):
-        return _Plan(name, name, "post_attn", False, rec.shape[1], rec.dtype, rec.device)
+    slot = _free_slot(module, "output")
+    if slot is not None:
+        return _Plan(name, name, slot, "output", rec.shape[1], rec.dtype, rec.device)
     if not isinstance(module, _CONTAINERS):
-        return _Plan(name, name, _free_name(module, "attn"), True, rec.shape[1], rec.dtype, rec.device)
+        return _Plan(name, name, _free_name(module, "attn"), None, rec.shape[1], rec.dtype, rec.device)
     parts = name.split(".")
     for k in range(len(parts) - 1, -1, -1):
         owner = ".".join(parts[:k])
         owner_mod = model.get_submodule(owner)
         if not isinstance(owner_mod, _CONTAINERS):
             attr = _free_name(owner_mod, "_".join(parts[k:]) + "_attn")
-            return _Plan(name, owner, attr, True, rec.shape[1], rec.dtype, rec.device)
+            return _Plan(name, owner, attr, None, rec.shape[1], rec.dtype, rec.device)
     raise ValueError(f"module {name!r} is a container inside containers only (the model is a {type(model).__name__}): "
                      "nowhere to store attention after it without changing what the containers run; name a module "
                      "inside it instead")
@@ -364,9 +381,10 @@ def _plan_after(model: nn.Module, records: dict[str, _Record], name: str) -> _Pl
 def _plan_block(model: nn.Module, records: dict[str, _Record], blk: _Block) -> _Plan:
     rec = records[blk.end]
     block = model.get_submodule(blk.name)
-    if _has_slot(block, "attn"):
-        return _Plan(blk.end, blk.name, "attn", False, blk.channels, rec.dtype, rec.device)
-    return _Plan(blk.end, blk.name, _free_name(block, "attn"), True, blk.channels, rec.dtype, rec.device)
+    slot = _free_slot(block, "branch")
+    if slot is not None:
+        return _Plan(blk.end, blk.name, slot, "branch", blk.channels, rec.dtype, rec.device)
+    return _Plan(blk.end, blk.name, _free_name(block, "attn"), None, blk.channels, rec.dtype, rec.device)
 
 
 def _check_names(model: nn.Module, names: Sequence[str]) -> None:
@@ -448,7 +466,7 @@ def attach(model: nn.Module, attention: AttentionSpec, *, where: str | Sequence[
             hook.handle = model.get_submodule(plan.target).register_forward_hook(hook)
             module.__dict__["_attnlab_hook"] = hook
         else:
-            owner.set_attention(module, position="branch" if attr == "attn" else "output")
+            owner.set_attention(module, position=plan.slot)
         names.append(_join(plan.owner, attr))
     return names
 

@@ -17,14 +17,15 @@ Two layouts, one constructor (:class:`ResNet`), small builders per name:
   ``shortcut="A"`` gives the paper's parameter-free option A (stride-2 subsampling, zero-padded
   channels), whose parameter counts are the paper's Table 6 (0.27M for ResNet-20, ...).
 
-Where the attention goes (``placement``, default chosen from the attention's registry name):
+Where the attention goes (``placement``, by default the one the attention class declares in its
+``placement`` attribute, see :mod:`attnlab.attention.base`; ``"blocks"`` for a class that declares none):
 
-* ``"blocks"`` (SE, CBAM, ECA, GC, coord, SimAM, triplet, scSE, and any unregistered class): on the
-  residual branch of every block, after its last BN and before the addition (SE paper Fig. 3, CBAM
-  Fig. 3), stored as the block's ``attn``.
+* ``"blocks"`` (SE, CBAM, ECA, GC, coord, SimAM, triplet, scSE, and any class without a ``placement``):
+  on the residual branch of every block, after its last BN and before the addition (SE paper Fig. 3,
+  CBAM Fig. 3), stored as the block's ``attn``.
 * ``"stages"`` (BAM): at the bottlenecks between stages, i.e. after every stage but the last
   (ImageNet: after ``layer1``-``layer3``; CIFAR: after ``layer1`` and ``layer2``), stored as ``bam1``,
-  ``bam2``, ... (BAM paper Fig. 1; the official code applies it to each stage's output).
+  ``bam2``, ... whatever the module (BAM paper Fig. 1; the official code applies it to each stage's output).
 * ``"after_blocks"`` (Non-Local): after chosen residual blocks of ``layer2`` and ``layer3`` (the
   paper's res3 and res4; on the CIFAR layout the 32- and 64-channel stages), stored as the block's
   ``post_attn`` so that the stage's indices and torchvision names are unchanged. ``nonlocal_setting``:
@@ -49,7 +50,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._attn import AttentionSpec, attention_name, attention_prefixes, make_attention
+from ..attention import PLACEMENTS
+from ._attn import AttentionSpec, attention_class, attention_name, attention_prefixes, make_attention
 from ._fused import gate_add
 from .registry import register_model
 
@@ -63,17 +65,21 @@ __all__ = [
     "nonlocal_positions",
 ]
 
-PLACEMENTS = ("blocks", "stages", "after_blocks")
 NONLOCAL_SETTINGS = ("1block", "5block", "10block")
-#: Attention modules the papers place elsewhere than inside every block; every other one goes in blocks.
-_PLACEMENT_BY_NAME = {"bam": "stages", "non_local": "after_blocks"}
 
 
 def default_placement(attention: AttentionSpec) -> str | None:
-    """Where the paper puts ``attention``: ``"stages"`` for BAM, ``"after_blocks"`` for Non-Local, else ``"blocks"``."""
+    """Where ``attention`` goes unless told otherwise: the ``placement`` its class declares, else ``"blocks"``.
+
+    BAM declares ``"stages"`` and Non-Local ``"after_blocks"``; a registry name is resolved to its class.
+    None for no attention.
+
+    Raises:
+        ValueError: for an unknown registry name.
+    """
     if attention is None:
         return None
-    return _PLACEMENT_BY_NAME.get(attention_name(attention), "blocks")
+    return getattr(attention_class(attention), "placement", "blocks")
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -85,9 +91,13 @@ def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 
 
 class _SlotsMixin:
-    """The two attention slots of a residual block: ``attn`` (residual branch) and ``post_attn`` (block output)."""
+    """The two attention slots of a residual block: ``attn`` (residual branch) and ``post_attn`` (block output).
 
-    _SLOTS = {"branch": "attn", "output": "post_attn"}
+    ``attention_slots`` (position -> attribute) and ``set_attention`` are what :func:`attnlab.attach` reads,
+    duck-typed, to fill a block's own slot instead of hooking a module onto it.
+    """
+
+    attention_slots = {"branch": "attn", "output": "post_attn"}
 
     def set_attention(self, module: nn.Module | None, position: str = "branch") -> None:
         """Put ``module`` (or None, to remove) in the block's ``"branch"`` or ``"output"`` attention slot.
@@ -95,9 +105,9 @@ class _SlotsMixin:
         ``"branch"``: applied to the residual branch after its last BN, before the addition (``attn``);
         ``"output"``: applied to the block's output, after the final ReLU (``post_attn``).
         """
-        if position not in self._SLOTS:
-            raise ValueError(f"position is one of {sorted(self._SLOTS)}, got {position!r}")
-        setattr(self, self._SLOTS[position], module)
+        if position not in self.attention_slots:
+            raise ValueError(f"position is one of {sorted(self.attention_slots)}, got {position!r}")
+        setattr(self, self.attention_slots[position], module)
 
 
 class BasicBlock(_SlotsMixin, nn.Module):
@@ -270,6 +280,53 @@ def _parse_block_names(names: Sequence[str], layers: Sequence[int]) -> list[tupl
     return out
 
 
+def _check_layout(block: type[nn.Module], layers: tuple[int, ...], widths: tuple[int, ...], stem: str, shortcut: str,
+                  stride_in_1x1: bool) -> None:
+    """Refuse a network shape :class:`ResNet` cannot build (see its Raises)."""
+    if len(layers) != len(widths) or not layers:
+        raise ValueError(f"layers and widths need one entry per stage, got {layers} and {widths}")
+    if stem not in ("imagenet", "cifar"):
+        raise ValueError(f"stem is 'imagenet' or 'cifar', got {stem!r}")
+    if shortcut not in ("A", "B"):
+        raise ValueError(f"shortcut is 'A' (zero padding) or 'B' (1x1 conv + BN), got {shortcut!r}")
+    if stride_in_1x1 and block is not Bottleneck:
+        raise ValueError("stride_in_1x1 applies to Bottleneck networks")
+
+
+def _resolve_placement(attention: AttentionSpec, placement: str | None, nonlocal_setting: str,
+                       nonlocal_after: Sequence[str] | None) -> str | None:
+    """The placement to build: ``placement``, or the one ``attention`` declares; None without attention.
+
+    Raises:
+        ValueError: for an unknown placement or setting, or placement options without attention.
+    """
+    if attention is None:
+        if placement is not None or nonlocal_after is not None:
+            raise ValueError("placement and nonlocal_after need an attention module")
+    else:
+        declared = placement is None
+        placement = default_placement(attention) if declared else placement
+        if placement not in PLACEMENTS:
+            origin = f" (the placement {attention_name(attention) or attention!r} declares)" if declared else ""
+            raise ValueError(f"unknown placement {placement!r}{origin}; choose one of {', '.join(PLACEMENTS)}")
+    if nonlocal_setting not in NONLOCAL_SETTINGS:
+        raise ValueError(f"unknown nonlocal_setting {nonlocal_setting!r}; choose one of "
+                         f"{', '.join(NONLOCAL_SETTINGS)}")
+    if nonlocal_after is not None and placement != "after_blocks":
+        raise ValueError("nonlocal_after applies to placement='after_blocks'")
+    return placement
+
+
+def _output_positions(layers: tuple[int, ...], placement: str | None, nonlocal_setting: str,
+                      nonlocal_after: Sequence[str] | None) -> set[tuple[int, int]]:
+    """(stage, block) pairs whose output gets attention: the ``"after_blocks"`` placement's blocks, else none."""
+    if placement != "after_blocks":
+        return set()
+    if nonlocal_after is not None:
+        return set(_parse_block_names(nonlocal_after, layers))
+    return set(nonlocal_positions(layers, nonlocal_setting))
+
+
 class ResNet(nn.Module):
     """A ResNet with optional attention, in torchvision's layout (or He et al.'s CIFAR layout).
 
@@ -309,46 +366,34 @@ class ResNet(nn.Module):
                  stride_in_1x1: bool = False, shortcut: str = "B") -> None:
         super().__init__()
         layers, widths = tuple(layers), tuple(widths)
-        if len(layers) != len(widths) or not layers:
-            raise ValueError(f"layers and widths need one entry per stage, got {layers} and {widths}")
-        if stem not in ("imagenet", "cifar"):
-            raise ValueError(f"stem is 'imagenet' or 'cifar', got {stem!r}")
-        if shortcut not in ("A", "B"):
-            raise ValueError(f"shortcut is 'A' (zero padding) or 'B' (1x1 conv + BN), got {shortcut!r}")
-        if attention is None:
-            if placement is not None or nonlocal_after is not None:
-                raise ValueError("placement and nonlocal_after need an attention module")
-        else:
-            placement = default_placement(attention) if placement is None else placement
-            if placement not in PLACEMENTS:
-                raise ValueError(f"unknown placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
-        if nonlocal_setting not in NONLOCAL_SETTINGS:
-            raise ValueError(f"unknown nonlocal_setting {nonlocal_setting!r}; choose one of "
-                             f"{', '.join(NONLOCAL_SETTINGS)}")
-        if nonlocal_after is not None and placement != "after_blocks":
-            raise ValueError("nonlocal_after applies to placement='after_blocks'")
+        _check_layout(block, layers, widths, stem, shortcut, stride_in_1x1)
+        placement = _resolve_placement(attention, placement, nonlocal_setting, nonlocal_after)
         self.placement = placement
         self.attention = attention_name(attention) or (None if attention is None else attention.__name__)
         self.stem = stem
         self._block_kwargs = {"stride_in_1x1": True} if stride_in_1x1 else {}
-        if stride_in_1x1 and block is not Bottleneck:
-            raise ValueError("stride_in_1x1 applies to Bottleneck networks")
+        post = _output_positions(layers, placement, nonlocal_setting, nonlocal_after)
+        self._build_stem(in_chans, stem, 64 if stem == "imagenet" else widths[0])
+        self._build_stages(block, layers, widths, shortcut, attention, attention_kwargs, post)
+        self._build_head(widths[-1] * block.expansion, num_classes)
+        self._init_weights(zero_init_residual)
 
-        post = set()
-        if placement == "after_blocks":
-            post = set(_parse_block_names(nonlocal_after, layers) if nonlocal_after is not None
-                       else nonlocal_positions(layers, nonlocal_setting))
-
-        stem_width = 64 if stem == "imagenet" else widths[0]
+    def _build_stem(self, in_chans: int, stem: str, width: int) -> None:
+        """``conv1``, ``bn1``, ``relu``, ``maxpool``: (N, in_chans, H, W) -> (N, width, H/4, W/4) (H, W on CIFAR)."""
         if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_chans, stem_width, 7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
         else:
-            self.conv1 = _conv3x3(in_chans, stem_width)
-        self.bn1 = nn.BatchNorm2d(stem_width)
+            self.conv1 = _conv3x3(in_chans, width)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        self.inplanes = width
 
-        self.inplanes = stem_width
+    def _build_stages(self, block: type[nn.Module], layers: tuple[int, ...], widths: tuple[int, ...], shortcut: str,
+                      attention: AttentionSpec, attention_kwargs: dict[str, Any] | None,
+                      post: set[tuple[int, int]]) -> None:
+        """``layer1`` ... ``layerS`` with the attention of ``self.placement`` (``bamN`` after stages for "stages")."""
+        placement = self.placement
         plan: list[tuple[str, str | None]] = []
         for s, (planes, n) in enumerate(zip(widths, layers, strict=True)):
             name = f"layer{s + 1}"
@@ -356,17 +401,20 @@ class ResNet(nn.Module):
                 block, planes, n, stride=1 if s == 0 else 2, shortcut=shortcut,
                 attn=attention if placement == "blocks" else None, attention_kwargs=attention_kwargs,
                 post=[(i, attention) for (st, i) in sorted(post) if st == s]))
-            bam = None
+            between = None
             if placement == "stages" and s < len(layers) - 1:
-                bam = f"bam{s + 1}"
-                self.add_module(bam, make_attention(attention, planes * block.expansion, attention_kwargs, "model"))
-            plan.append((name, bam))
+                between = f"bam{s + 1}"  # the BAM paper's name, kept for any module between stages
+                self.add_module(between, make_attention(attention, planes * block.expansion, attention_kwargs,
+                                                        "model"))
+            plan.append((name, between))
         self._plan = tuple(plan)
         self.stage_names = tuple(name for name, _ in plan)
-        self.num_features = widths[-1] * block.expansion
+
+    def _build_head(self, num_features: int, num_classes: int) -> None:
+        """Global average pooling and the classifier ``fc``: (N, num_features, H', W') -> (N, num_classes)."""
+        self.num_features = num_features
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_weights(zero_init_residual)
 
     def _make_layer(self, block: type[nn.Module], planes: int, n: int, stride: int, shortcut: str,
                     attn: AttentionSpec, attention_kwargs: dict[str, Any] | None,

@@ -2,8 +2,11 @@
 
 No build step at install time and no dependency: the C source ships with the package; the first call
 compiles it (about a second with gcc) into a cache directory (``$ATTNLAB_CACHE`` or
-``~/.cache/attnlab``), keyed by the source's hash, written atomically so concurrent processes never
-load a half-written library. Where no compiler is found or the build fails, :func:`load` returns
+``~/.cache/attnlab``), written atomically so concurrent processes never load a half-written library.
+The library's name is a hash of all it depends on: the source, the compiler and its flags, the
+platform, and the processor (``-march=native`` compiles for the CPU it runs on: its model and feature
+flags from ``/proc/cpuinfo``), so a home directory shared between machines never loads a library built
+for another processor. Where no compiler is found or the build fails, :func:`load` returns
 None once with a warning, and callers take their pure-PyTorch path. ``ATTNLAB_NATIVE=0`` disables
 the kernels.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -20,12 +24,19 @@ import threading
 import warnings
 from pathlib import Path
 
+import torch
+
 from ...fileio import atomic_path
 
-__all__ = ["load", "available"]
+__all__ = ["load", "available", "supports", "cpu_identity"]
 
 _SOURCE = Path(__file__).with_name("cbam_cpu.c")  # CBAM kernels, the SE/ECA gate dot, the few-channel conv
 _FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
+_CPUINFO = Path("/proc/cpuinfo")
+#: the /proc/cpuinfo fields that say which processor this is and what it can run (x86: vendor_id ... flags;
+#: ARM: CPU implementer ... Features; RISC-V: isa, uarch); their first occurrence is taken
+_CPU_FIELDS = ("vendor_id", "model name", "cpu family", "model", "stepping", "flags", "cpu implementer",
+               "cpu architecture", "cpu variant", "cpu part", "features", "isa", "uarch")
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False
@@ -59,10 +70,38 @@ def _compiler() -> str | None:
     return None
 
 
+def cpu_identity() -> str:
+    """The processor ``-march=native`` compiles for: its model and feature flags, one ``field=value`` a line.
+
+    From the first processor's entries in ``/proc/cpuinfo`` (see ``_CPU_FIELDS``), after the
+    machine type and processor name that :mod:`platform` reports (all there is where no
+    ``/proc/cpuinfo`` exists).
+    """
+    parts = [f"machine={platform.machine()}", f"processor={platform.processor()}"]
+    try:
+        text = _CPUINFO.read_text(errors="replace")
+    except OSError:
+        text = ""
+    seen: set[str] = set()
+    for line in text.splitlines():
+        field, sep, value = line.partition(":")
+        field = field.strip().lower()
+        if sep and field in _CPU_FIELDS and field not in seen:
+            seen.add(field)
+            parts.append(f"{field}={value.strip()}")
+    return "\n".join(parts)
+
+
+def _cache_key(cc: str, source: bytes) -> str:
+    """16 hex digits of a hash of the source, compiler, flags, platform and processor the library is built for."""
+    h = hashlib.sha256(source)
+    h.update(" ".join([cc, *_FLAGS, sys.platform]).encode())
+    h.update(cpu_identity().encode())
+    return h.hexdigest()[:16]
+
+
 def _build(cc: str) -> Path:
-    src = _SOURCE.read_bytes()
-    key = hashlib.sha256(src + " ".join([cc, *_FLAGS, sys.platform]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"cbam_cpu_{key}.so"
+    target = _cache_dir() / f"cbam_cpu_{_cache_key(cc, _SOURCE.read_bytes())}.so"
     if target.exists():
         return target
     with atomic_path(target, suffix=".so") as tmp:  # other processes see no library or the whole one
@@ -109,4 +148,16 @@ def load() -> ctypes.CDLL | None:
 
 def available() -> bool:
     """True when the native kernels are built and loaded."""
+    return load() is not None
+
+
+def supports(x: torch.Tensor) -> bool:
+    """True when the native CBAM kernels can run on ``x`` (N, C, H, W).
+
+    That is: a CPU float32/float64 tensor, NCHW- or channels_last-contiguous, and a library that loads.
+    """
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+        return False
     return load() is not None
