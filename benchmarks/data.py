@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from attnlab.bench import format_table, time_paired, write_markdown
+from attnlab.benchtools import format_table, time_paired, write_markdown
 from attnlab.data import ClutteredFashionMNIST, DataFileNotFoundError, generate_cluttered, load_fashion_mnist
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data.md"

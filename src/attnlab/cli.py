@@ -19,7 +19,7 @@ def _add_list(p: argparse.ArgumentParser) -> None:
 
 def _run_list(args: argparse.Namespace) -> int:
     from .attention import create_attention, get_attention_class, list_attention
-    from .bench import format_table
+    from .benchtools import format_table
 
     rows = []
     for name in list_attention():
@@ -86,7 +86,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
 
 
 def _cam_config(text: str):
-    from .cam.benchmark import CAMConfig
+    from .benchmarks.cam import CAMConfig
 
     try:
         model, size, layer, images = text.split(":")
@@ -112,8 +112,8 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_modules(args: argparse.Namespace) -> int:
-    from .attention import benchmark as module_bench
     from .attention import get_attention_class
+    from .benchmarks import modules as module_bench
 
     names = _names(args.modules)
     for n in names or []:
@@ -127,7 +127,7 @@ def _bench_modules(args: argparse.Namespace) -> int:
 
 
 def _bench_models(args: argparse.Namespace) -> int:
-    from .models import benchmark as model_bench
+    from .benchmarks import models as model_bench
 
     model_bench.run(out=args.out or None, command=_command(), models=_names(args.models),
                     attentions=_names(args.attention), infer_batch=args.infer_batch, train_batch=args.train_batch,
@@ -138,8 +138,8 @@ def _bench_models(args: argparse.Namespace) -> int:
 
 def _bench_cam(args: argparse.Namespace) -> int:
     from ._names import lookup
+    from .benchmarks.cam import CONFIGS, run
     from .cam import CAM_METHODS
-    from .cam.benchmark import CONFIGS, run
 
     methods = _names(args.methods)
     for name in methods or []:
@@ -151,7 +151,7 @@ def _bench_cam(args: argparse.Namespace) -> int:
 
 
 def _bench_train(args: argparse.Namespace) -> int:
-    from .train.benchmark import run
+    from .benchmarks.train import run
 
     figures = run(_train_config(args), args.run, args.out or None, command=_command(), progress=not args.no_progress,
                   note=args.note)
@@ -271,7 +271,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from .bench import format_table
+    from .benchtools import format_table
     from .train import evaluate_checkpoint
 
     result, classes, ckpt = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split,

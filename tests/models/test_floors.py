@@ -1,4 +1,4 @@
-"""attnlab.models looks only down: it imports attention/, bench/ and the floor-0 helper _names, never train/, cam/,
+"""attnlab.models looks only down: it imports attention/, benchtools/ and the floor-0 helper _names, never train/, cam/,
 study/ or cli."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import attnlab.models
 
-ALLOWED = {"attention", "bench", "models", "_names"}
+ALLOWED = {"attention", "benchtools", "models", "_names"}
 
 
 def test_models_imports_only_lower_floors():

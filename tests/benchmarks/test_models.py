@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from attnlab.models import benchmark
+from attnlab.benchmarks import models as benchmark
 
 
 def test_benchmark_runs_and_saves(tmp_path, capsys):

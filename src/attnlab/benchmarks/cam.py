@@ -25,11 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..bench import format_table, machine_summary, peak_memory, time_paired
-from ..bench.table import markdown_table
-from . import CAM_METHODS, create_cam
-from .base import normalize_maps, upsample_maps
-from .score import ScoreCAM
+from ..benchtools import format_table, machine_summary, markdown_table, peak_memory, time_paired
+from ..cam import CAM_METHODS, ScoreCAM, create_cam, normalize_maps, upsample_maps
+from ..models import create_model
 
 __all__ = ["CAMConfig", "CONFIGS", "SpeedResult", "ScoreCAMCheck", "benchmark_cams", "run"]
 
@@ -79,8 +77,6 @@ class ScoreCAMCheck:
 
 
 def _model(name: str, device: str) -> nn.Module:
-    from ..models import create_model
-
     torch.manual_seed(0)
     return create_model(name).to(device).eval()
 

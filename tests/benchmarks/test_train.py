@@ -1,4 +1,4 @@
-"""attnlab.train.benchmark and `attnlab bench train`: a run's figures and per-epoch table, reused on a re-run."""
+"""attnlab.benchmarks.train and `attnlab bench train`: a run's figures and per-epoch table, reused on a re-run."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 
 import torch
 
+from attnlab.benchmarks.train import results_path, summarize
 from attnlab.cli import main
 from attnlab.data import write_idx
 from attnlab.train import TrainConfig
-from attnlab.train.benchmark import results_path, summarize
 
 
 def _tiny_fashion(root):
@@ -69,7 +69,7 @@ def test_default_results_path_names_the_run():
 
 
 def test_note_is_written(tmp_path):
-    from attnlab.train.benchmark import run
+    from attnlab.benchmarks.train import run
 
     data = _tiny_fashion(tmp_path / "fm")
     cfg = TrainConfig(dataset="fashion-mnist", data_root=str(data), epochs=1, batch_size=20, device="cpu",
@@ -80,7 +80,7 @@ def test_note_is_written(tmp_path):
 
 
 def test_default_run_dir_names_the_variant():
-    from attnlab.train.benchmark import run_dir_for
+    from attnlab.benchmarks.train import run_dir_for
 
     assert str(run_dir_for(TrainConfig())) == "runs/bench-train-fashion-mnist-resnet20-vanilla"
     assert run_dir_for(TrainConfig(attention="cbam")).name == "bench-train-fashion-mnist-resnet20-cbam"

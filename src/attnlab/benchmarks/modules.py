@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from ..bench import count_flops, format_table, machine_summary, peak_memory, time_paired, write_markdown
-from .reference import REFERENCES
-from .registry import create_attention, list_attention
+from ..attention import create_attention, list_attention
+from ..attention.reference import REFERENCES
+from ..benchtools import count_flops, format_table, machine_summary, peak_memory, time_paired, write_markdown
 
 __all__ = ["RESNET50_SHAPES", "ModuleResult", "benchmark_modules", "results_table"]
 

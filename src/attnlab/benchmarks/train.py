@@ -13,9 +13,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..bench import machine_summary, write_markdown
-from .config import TrainConfig
-from .loop import train
+from ..benchtools import machine_summary, write_markdown
+from ..train import TrainConfig, train
 
 __all__ = ["run", "results_path", "run_dir_for", "summarize"]
 
@@ -68,7 +67,7 @@ def run(config: TrainConfig, run_dir: str | os.PathLike | None = None, out: str 
                                                    "label_smoothing", "augment", "channels_last", "amp", "seed",
                                                    "limit_train", "limit_test"))
     lines = [
-        f"Command: `{command or 'attnlab.train.benchmark.run'}`",
+        f"Command: `{command or 'attnlab.benchmarks.train.run'}`",
         f"Run directory: `{run_dir}`; machine: {machine_summary(device)}; device {device}; world size "
         f"{result.final['world_size']}. 1-minute load average {load_before:.1f} when this command started and "
         f"{load_after:.1f} when it ended (a reused run was timed when it was trained: its per-epoch seconds are "

@@ -3,7 +3,7 @@
 For ResNet-50 (224x224) and ResNet-20 (32x32), the vanilla network and every attention variant built
 by :func:`attnlab.create_model`: parameters, GMACs, inference images/s (eval mode, no grad, batch 16),
 training-step images/s (forward, backward and an SGD step, batch 8, training mode) and peak memory of
-each, all measured in one run with the rounds interleaved (:func:`attnlab.bench.time_paired`), so
+each, all measured in one run with the rounds interleaved (:func:`attnlab.benchtools.time_paired`), so
 that each variant's speed is a ratio to the vanilla network taken within the same rounds.
 
 GMACs are multiply-accumulates of the convolutions and matrix products (``FlopCounterMode`` FLOPs / 2),
@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import list_attention
-from ..bench import count_flops, format_table, machine_summary, peak_memory, time_paired, write_markdown
-from .registry import create_model
+from ..benchtools import count_flops, format_table, machine_summary, peak_memory, time_paired, write_markdown
+from ..models import create_model
 
 __all__ = ["INPUT_SIZES", "ModelResult", "benchmark_models", "results_table", "run", "as_dicts"]
 

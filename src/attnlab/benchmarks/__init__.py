@@ -1,0 +1,14 @@
+"""The benchmark runners: what the library costs and buys, measured and saved as Markdown tables.
+
+Floor 5, beside :mod:`attnlab.study`: a runner builds modules, networks, CAM methods or training runs from
+every floor below and times them with the instruments of :mod:`attnlab.benchtools` (floor 1). One module per
+``attnlab bench`` target and per script in the repository's ``benchmarks/`` folder:
+
+* :mod:`attnlab.benchmarks.modules`: every attention module at ResNet-50 shapes, against a copy and the
+  naive references;
+* :mod:`attnlab.benchmarks.models`: the ResNets with each attention module, against the vanilla network;
+* :mod:`attnlab.benchmarks.cam`: every CAM method, against captum and torchcam (optional packages);
+* :mod:`attnlab.benchmarks.train`: accuracy after a stated budget and seconds per epoch of one training run.
+
+Each has a ``run(out=..., command=..., ...)`` that measures, prints the table and writes it to ``out``.
+"""
