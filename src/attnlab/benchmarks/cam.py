@@ -1,4 +1,4 @@
-"""The CAM benchmark behind ``benchmarks/cam.py`` and ``attnlab bench cam``.
+"""The CAM benchmark behind ``attnlab bench cam`` and ``benchmarks/cam.py``.
 
 For each configuration (resnet18 at 224 x 224 on ``layer4`` and resnet20 at 64 x 64 on ``layer3``, batch
 16, random weights, eval mode): images per second and peak memory of every attnlab method, with
@@ -17,19 +17,26 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..benchtools import format_table, machine_summary, markdown_table, peak_memory, time_paired
+from .._names import lookup
+from ..benchtools import PairedTimes, format_table, markdown_table, peak_memory, time_paired
 from ..cam import CAM_METHODS, ScoreCAM, create_cam, normalize_maps, upsample_maps
 from ..models import create_model
+from ._shared import RESULTS_DIR, provenance
 
-__all__ = ["CAMConfig", "CONFIGS", "SpeedResult", "ScoreCAMCheck", "benchmark_cams", "run"]
+__all__ = ["CAMConfig", "CHECK_HEADER", "CONFIGS", "DEFAULT_OUT", "SPEED_HEADER", "ScoreCAMCheck", "SpeedResult",
+           "benchmark_cams", "check_table", "run", "speed_table"]
+
+#: Where ``run`` writes its tables by default (relative to the current directory).
+DEFAULT_OUT = RESULTS_DIR / "cam.md"
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,23 @@ class CAMConfig:
     size: int
     layer: str
     score_images: int  # images for the Score-CAM timing (it costs one forward per channel and image)
+
+    @classmethod
+    def parse(cls, text: str) -> CAMConfig:
+        """A config from ``"MODEL:SIZE:LAYER:SCORE_IMAGES"``, e.g. ``"resnet20:64:layer3:16"``.
+
+        Raises:
+            ValueError: ``text`` is not four colon-separated fields with integer SIZE and SCORE_IMAGES.
+        """
+        try:
+            model, size, layer, images = text.split(":")
+            return cls(model, int(size), layer, int(images))
+        except ValueError as err:
+            raise ValueError(f"a config is MODEL:SIZE:LAYER:SCORE_IMAGES, got {text!r}") from err
+
+    def __str__(self) -> str:
+        """The ``MODEL:SIZE:LAYER:SCORE_IMAGES`` text that :meth:`parse` reads."""
+        return f"{self.model}:{self.size}:{self.layer}:{self.score_images}"
 
 
 CONFIGS: tuple[CAMConfig, ...] = (CAMConfig("resnet18", 224, "layer4", 2), CAMConfig("resnet20", 64, "layer3", 16))
@@ -77,11 +101,13 @@ class ScoreCAMCheck:
 
 
 def _model(name: str, device: str) -> nn.Module:
+    """Network ``name`` with seeded random weights, in eval mode."""
     torch.manual_seed(0)
     return create_model(name).to(device).eval()
 
 
 def _captum_gradcam(model: nn.Module, layer: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
+    """captum's LayerGradCam as (x (N, 3, H, W), classes (N,)) -> normalised (N, H, W) maps."""
     from captum.attr import LayerGradCam
 
     lgc = LayerGradCam(model, layer)
@@ -94,6 +120,7 @@ def _captum_gradcam(model: nn.Module, layer: nn.Module) -> Callable[[Tensor, Ten
 
 
 def _torchcam_gradcam(model: nn.Module, layer: str) -> tuple[Callable[[Tensor, Tensor], Tensor], object]:
+    """torchcam's GradCAM as (x, classes) -> normalised (N, H, W) maps, and its extractor (to remove hooks)."""
     from torchcam.methods import GradCAM as TorchcamGradCAM
 
     extractor = TorchcamGradCAM(model, layer)
@@ -109,6 +136,7 @@ def _torchcam_gradcam(model: nn.Module, layer: str) -> tuple[Callable[[Tensor, T
 
 def _torchcam_scorecam(model: nn.Module, layer: str,
                        batch_size: int) -> tuple[Callable[[Tensor, Tensor], Tensor], object]:
+    """torchcam's ScoreCAM as (x, classes) -> normalised (N, H, W) maps, and its extractor (to remove hooks)."""
     from torchcam.methods import ScoreCAM as TorchcamScoreCAM
 
     extractor = TorchcamScoreCAM(model, layer, batch_size=batch_size)
@@ -123,104 +151,122 @@ def _torchcam_scorecam(model: nn.Module, layer: str,
 
 
 def _corr(a: Tensor, b: Tensor) -> float:
+    """Mean over images of the Pearson correlation of two (N, H, W) map batches."""
     a, b = a.flatten(1).double(), b.flatten(1).double()
     a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
     den = (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
     return float(((a * b).sum(1) / den).mean())
 
 
-def benchmark_cams(configs: Sequence[CAMConfig] = CONFIGS, batch: int = 16, methods: Sequence[str] | None = None,
-                   repeats: int = 9, score_batch_size: int = 64, top_k_fraction: float = 0.125,
-                   baselines: bool = True, device: str = "cpu",
-                   log: Callable[[str], None] | None = print) -> tuple[list[SpeedResult], list[ScoreCAMCheck]]:
-    """Time every CAM method and the baselines; check Score-CAM against torchcam.
+def _remove_hooks(extractors: Sequence[Any]) -> None:
+    """Remove the hooks of every CAM extractor (ours and the baselines')."""
+    for ex in extractors:
+        ex.remove_hooks()
 
-    Args:
-        configs: model, input size, CAM layer and Score-CAM image count of each setting.
-        batch: images per call for all but Score-CAM.
-        methods: attnlab method names (default all; "scorecam" triggers the Score-CAM check).
-        repeats: paired rounds for the one-pass methods (median reported).
-        score_batch_size: masked inputs per forward for both Score-CAMs.
-        top_k_fraction: channels kept by the approximate Score-CAM (k = max(1, fraction x K)).
-        baselines: include captum and torchcam (needs both installed).
-        device: "cpu" or a CUDA device.
-        log: progress callback (None for silence).
-    """
-    methods = list(methods) if methods else list(CAM_METHODS)
-    speed: list[SpeedResult] = []
-    checks: list[ScoreCAMCheck] = []
-    for cfg in configs:
-        model = _model(cfg.model, device)
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(batch, 3, cfg.size, cfg.size, generator=g).to(device)
-        with torch.no_grad():
-            classes = model(x).argmax(1)
-        label = f"{cfg.size}x{cfg.size}"
-        one_pass = [m for m in methods if m != "scorecam"]
-        n_fns = _time_one_pass(model, cfg, x, classes, one_pass, repeats, baselines, device, speed, label)
-        if log:
-            log(f"  {cfg.model} {label}: timed {n_fns} one-pass candidates at batch {batch}")
-        if "scorecam" in methods:
-            checks.append(_score_check(model, cfg, x[:cfg.score_images], classes[:cfg.score_images],
-                                       score_batch_size, top_k_fraction, baselines, device, speed, label))
-            if log:
-                c = checks[-1]
-                log(f"  {cfg.model} {label}: Score-CAM on {c.images} images, max diff vs torchcam "
-                    f"{c.max_diff_torchcam:.2e}, x torchcam {c.x_torchcam:.2f}")
-    return speed, checks
+
+def _one_pass_candidates(model: nn.Module, layer: str, x: Tensor, classes: Tensor, methods: Sequence[str],
+                         baselines: bool, extractors: list[Any]) -> dict[str, Callable[[], object]]:
+    """"impl method" -> a zero-argument call making (N, H, W) maps of ``x``; every extractor built is appended to
+    ``extractors`` (so the caller removes its hooks even if a later one fails)."""
+    fns: dict[str, Callable[[], object]] = {}
+    for m in methods:
+        cam = create_cam(m, model, layer)
+        extractors.append(cam)
+        fns[f"attnlab {m}"] = partial(cam, x, None if m == "eigencam" else classes)
+    if "gradcam" in methods:  # the same method in the input's own (NCHW) layout: what the layout alone buys
+        plain = create_cam("gradcam", model, layer, channels_last=False)
+        extractors.append(plain)
+        fns["attnlab gradcam (NCHW)"] = partial(plain, x, classes)
+    if baselines:
+        cap = _captum_gradcam(model, dict(model.named_modules())[layer])
+        tc, ex = _torchcam_gradcam(model, layer)
+        extractors.append(ex)
+        fns["captum gradcam"] = partial(cap, x, classes)
+        fns["torchcam gradcam"] = partial(tc, x, classes)
+    return fns
 
 
 def _time_one_pass(model: nn.Module, cfg: CAMConfig, x: Tensor, classes: Tensor, methods: Sequence[str],
-                   repeats: int, baselines: bool, device: str, speed: list[SpeedResult], label: str) -> int:
-    """Time the one-pass methods and the baseline Grad-CAMs in paired rounds; append rows to ``speed``."""
-    batch = x.shape[0]
-    cams = {m: create_cam(m, model, cfg.layer) for m in methods}
-    extractors: list[object] = list(cams.values())
+                   repeats: int, baselines: bool, device: str) -> list[SpeedResult]:
+    """Time the one-pass methods and the baseline Grad-CAMs in paired rounds: one speed row each."""
+    batch, label = x.shape[0], f"{cfg.size}x{cfg.size}"
+    extractors: list[Any] = []
     try:
-        fns: dict[str, Callable[[], object]] = {}
-        for m, cam in cams.items():
-            tgt = None if m == "eigencam" else classes
-            fns[f"attnlab {m}"] = partial(cam, x, tgt)
-        if "gradcam" in cams:  # the same method in the input's own (NCHW) layout: what the layout alone buys
-            plain = create_cam("gradcam", model, cfg.layer, channels_last=False)
-            extractors.append(plain)
-            fns["attnlab gradcam (NCHW)"] = partial(plain, x, classes)
-        if baselines:
-            cap = _captum_gradcam(model, dict(model.named_modules())[cfg.layer])
-            tc, ex = _torchcam_gradcam(model, cfg.layer)
-            extractors.append(ex)
-            fns["captum gradcam"] = partial(cap, x, classes)
-            fns["torchcam gradcam"] = partial(tc, x, classes)
+        fns = _one_pass_candidates(model, cfg.layer, x, classes, methods, baselines, extractors)
         times = time_paired(fns, repeats=repeats, warmup=1, device=device)
         base_keys = [k for k in fns if not k.startswith("attnlab")]
         best = min(base_keys, key=times.median) if base_keys else None
+        rows = []
         for key, fn in fns.items():
             impl, method = key.split(" ", 1)
             mem = peak_memory(fn, device)
             ratio = 1 / times.ratio(key, best) if best is not None and impl == "attnlab" else None
-            speed.append(SpeedResult(cfg.model, label, method, impl, batch, batch / times.median(key),
-                                     mem.peak_bytes / 2**20, ratio))
-        return len(fns)
+            rows.append(SpeedResult(cfg.model, label, method, impl, batch, batch / times.median(key),
+                                    mem.peak_bytes / 2**20, ratio))
+        return rows
     finally:
-        for ex in extractors:
-            ex.remove_hooks()
+        _remove_hooks(extractors)
 
 
-def _score_check(model: nn.Module, cfg: CAMConfig, x: Tensor, classes: Tensor, batch_size: int,
-                 top_k_fraction: float, baselines: bool, device: str, speed: list[SpeedResult],
-                 label: str) -> ScoreCAMCheck:
-    n = x.shape[0]
+def _layer_channels(model: nn.Module, layer: str, x: Tensor) -> int:
+    """K, the channel count of ``layer``'s output on ``x`` (one forward pass)."""
     shape: list[int] = []
-    handle = dict(model.named_modules())[cfg.layer].register_forward_hook(
+    handle = dict(model.named_modules())[layer].register_forward_hook(
         lambda _m, _i, o: shape.extend(o.shape) if not shape else None)
     try:
         with torch.no_grad():
-            model(x[:1])
+            model(x)
     finally:
         handle.remove()
-    top_k = max(1, int(round(top_k_fraction * shape[1])))
+    return shape[1]
+
+
+def _time_once(fns: dict[str, Callable[[], Tensor]], device: str) -> tuple[PairedTimes, dict[str, Tensor]]:
+    """One paired round of ``fns``, keeping each call's (N, H, W) maps."""
+    outs: dict[str, Tensor] = {}
+
+    def keep(name: str, fn: Callable[[], Tensor]) -> Callable[[], Tensor]:
+        def run() -> Tensor:
+            outs[name] = fn()
+            return outs[name]
+
+        return run
+
+    times = time_paired({k: keep(k, f) for k, f in fns.items()}, repeats=1, warmup=0, device=device)
+    return times, outs
+
+
+def _score_rows(cfg: CAMConfig, n: int, times: PairedTimes, keys: Sequence[str], exact_peak_mb: float,
+                baselines: bool) -> list[SpeedResult]:
+    """The Score-CAM speed rows: ours against torchcam's (``x best baseline``), top-k with no ratio."""
+    rows = []
+    for key in keys:
+        impl, method = key.split(" ", 1)
+        exact = key == "attnlab scorecam"
+        ratio = 1 / times.ratio(key, "torchcam scorecam") if baselines and exact else None
+        rows.append(SpeedResult(cfg.model, f"{cfg.size}x{cfg.size}", method, impl, n, n / times.median(key),
+                                exact_peak_mb if exact else float("nan"), ratio))
+    return rows
+
+
+def _score_summary(cfg: CAMConfig, exact: ScoreCAM, n: int, top_k: int, times: PairedTimes,
+                   outs: dict[str, Tensor], baselines: bool) -> ScoreCAMCheck:
+    """Agreement with torchcam, what the exact mode saved, and the top-k mode's error, from one round's maps."""
+    ours, top = outs["attnlab scorecam"], outs[f"attnlab scorecam top-{top_k}"]
+    diff = float((ours - outs["torchcam scorecam"]).abs().max()) if baselines else float("nan")
+    xt = 1 / times.ratio("attnlab scorecam", "torchcam scorecam") if baselines else float("nan")
+    return ScoreCAMCheck(cfg.model, n, exact.last_candidates, exact.last_forwarded, diff, xt, top_k,
+                         1 / times.ratio(f"attnlab scorecam top-{top_k}", "attnlab scorecam"),
+                         float((top - ours).abs().max()), float((top - ours).abs().mean()), _corr(top, ours))
+
+
+def _score_check(model: nn.Module, cfg: CAMConfig, x: Tensor, classes: Tensor, batch_size: int,
+                 top_k_fraction: float, baselines: bool, device: str) -> tuple[list[SpeedResult], ScoreCAMCheck]:
+    """Exact and top-k Score-CAM (and torchcam's) on ``x`` (n, 3, H, W), one round: speed rows and the check."""
+    n = x.shape[0]
+    top_k = max(1, int(round(top_k_fraction * _layer_channels(model, cfg.layer, x[:1]))))
     exact = ScoreCAM(model, cfg.layer, batch_size=batch_size)
-    extractors: list[object] = [exact]
+    extractors: list[Any] = [exact]
     try:
         approx = ScoreCAM(model, cfg.layer, batch_size=batch_size, top_k=top_k)
         extractors.append(approx)
@@ -232,39 +278,65 @@ def _score_check(model: nn.Module, cfg: CAMConfig, x: Tensor, classes: Tensor, b
             tc, ex = _torchcam_scorecam(model, cfg.layer, batch_size)
             extractors.append(ex)
             fns["torchcam scorecam"] = lambda: tc(x, classes)
-        outs: dict[str, Tensor] = {}
-
-        def keep(name: str, fn: Callable[[], Tensor]) -> Callable[[], Tensor]:
-            def run() -> Tensor:
-                outs[name] = fn()
-                return outs[name]
-
-            return run
-
-        times = time_paired({k: keep(k, f) for k, f in fns.items()}, repeats=1, warmup=0, device=device)
-        channels, forwarded = exact.last_candidates, exact.last_forwarded
-        for key in fns:
-            impl, method = key.split(" ", 1)
-            ratio = None
-            if baselines and key == "attnlab scorecam":
-                ratio = times.ratio("attnlab scorecam", "torchcam scorecam")
-            speed.append(SpeedResult(cfg.model, label, method, impl, n, n / times.median(key), float("nan"),
-                                     None if ratio is None else 1 / ratio))
+        times, outs = _time_once(fns, device)
+        check = _score_summary(cfg, exact, n, top_k, times, outs, baselines)
         # peak memory of one exact call on one image (the same chunks as a full call)
-        mem = peak_memory(lambda: exact(x[:1], classes[:1]), device)
-        for r in speed[-len(fns):]:
-            if r.method == "scorecam" and r.impl == "attnlab":
-                r.peak_mb = mem.peak_bytes / 2**20
-        ours = outs["attnlab scorecam"]
-        diff = float((ours - outs["torchcam scorecam"]).abs().max()) if baselines else float("nan")
-        xt = 1 / times.ratio("attnlab scorecam", "torchcam scorecam") if baselines else float("nan")
-        top = outs[f"attnlab scorecam top-{top_k}"]
-        return ScoreCAMCheck(cfg.model, n, channels, forwarded, diff, xt, top_k,
-                             1 / times.ratio(f"attnlab scorecam top-{top_k}", "attnlab scorecam"),
-                             float((top - ours).abs().max()), float((top - ours).abs().mean()), _corr(top, ours))
+        peak_mb = peak_memory(lambda: exact(x[:1], classes[:1]), device).peak_bytes / 2**20
+        return _score_rows(cfg, n, times, list(fns), peak_mb, baselines), check
     finally:
-        for ex in extractors:
-            ex.remove_hooks()
+        _remove_hooks(extractors)
+
+
+def _methods_to_measure(methods: Sequence[str] | None) -> list[str]:
+    """The registry names of the CAM methods asked for (all when empty); an unknown one raises the registry's
+    ``ValueError``."""
+    if not methods:
+        return list(CAM_METHODS)
+    return [lookup(CAM_METHODS, name, "CAM method").name for name in methods]
+
+
+def benchmark_cams(configs: Sequence[CAMConfig] | None = None, batch: int = 16, methods: Sequence[str] | None = None,
+                   repeats: int = 9, score_batch_size: int = 64, top_k_fraction: float = 0.125,
+                   baselines: bool = True, device: str = "cpu",
+                   log: Callable[[str], None] | None = print) -> tuple[list[SpeedResult], list[ScoreCAMCheck]]:
+    """Time every CAM method and the baselines; check Score-CAM against torchcam.
+
+    Args:
+        configs: model, input size, CAM layer and Score-CAM image count of each setting (default: :data:`CONFIGS`).
+        batch: images per call for all but Score-CAM.
+        methods: attnlab method names (default all; "scorecam" triggers the Score-CAM check).
+        repeats: paired rounds for the one-pass methods (median reported).
+        score_batch_size: masked inputs per forward for both Score-CAMs.
+        top_k_fraction: channels kept by the approximate Score-CAM (k = max(1, fraction x K)).
+        baselines: include captum and torchcam (needs both installed).
+        device: "cpu" or a CUDA device.
+        log: progress callback (None for silence).
+
+    Raises:
+        ValueError: an unknown method name (before anything is measured).
+    """
+    methods = _methods_to_measure(methods)
+    speed: list[SpeedResult] = []
+    checks: list[ScoreCAMCheck] = []
+    for cfg in configs or CONFIGS:
+        model = _model(cfg.model, device)
+        x = torch.randn(batch, 3, cfg.size, cfg.size, generator=torch.Generator().manual_seed(0)).to(device)
+        with torch.no_grad():
+            classes = model(x).argmax(1)  # (N,): the model's predictions
+        rows = _time_one_pass(model, cfg, x, classes, [m for m in methods if m != "scorecam"], repeats, baselines,
+                              device)
+        speed += rows
+        if log:
+            log(f"  {cfg.model} {cfg.size}x{cfg.size}: timed {len(rows)} one-pass candidates at batch {batch}")
+        if "scorecam" in methods:
+            rows, check = _score_check(model, cfg, x[:cfg.score_images], classes[:cfg.score_images],
+                                       score_batch_size, top_k_fraction, baselines, device)
+            speed += rows
+            checks.append(check)
+            if log:
+                log(f"  {cfg.model} {cfg.size}x{cfg.size}: Score-CAM on {check.images} images, max diff vs "
+                    f"torchcam {check.max_diff_torchcam:.2e}, x torchcam {check.x_torchcam:.2f}")
+    return speed, checks
 
 
 SPEED_HEADER = ["model", "input", "method", "impl", "images", "images/s", "peak MB", "x best baseline"]
@@ -286,7 +358,6 @@ def check_table(checks: Sequence[ScoreCAMCheck]) -> tuple[list[str], list[list[o
     return CHECK_HEADER, rows
 
 
-
 NOTES = """\
 images/s: median over paired rounds (every candidate once per round, in turn); each produces (N, H, W)
 maps at the input size for the same classes (the model's predictions), baselines included (captum's
@@ -302,6 +373,7 @@ weights: a trained network has many more all-zero channels, which ours forwards 
 
 
 def _write(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".md.tmp")
@@ -311,17 +383,17 @@ def _write(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-def run(out: str | None = "benchmarks/results/cam.md", command: str = "attnlab bench cam",
-        **kwargs) -> tuple[list[SpeedResult], list[ScoreCAMCheck]]:
-    """Benchmark, print both tables, and save them (Markdown) with the exact command and machine."""
-    device = kwargs.get("device", "cpu")
+def run(out: str | os.PathLike | None = DEFAULT_OUT, command: str = "attnlab bench cam",
+        **kwargs: Any) -> tuple[list[SpeedResult], list[ScoreCAMCheck]]:
+    """Run ``benchmark_cams(**kwargs)``, print both tables, and save them to ``out`` (Markdown; None or "" to skip)
+    with the exact command and machine."""
     speed, checks = benchmark_cams(**kwargs)
     print(format_table(*speed_table(speed)))
     if checks:
         print()
         print(format_table(*check_table(checks)))
     if out:
-        text = (f"# CAM benchmark\n\nCommand: `{command}`\n\nMachine: {machine_summary(device)}\n\n{NOTES}\n\n"
+        text = (f"# CAM benchmark\n\n{provenance(command, kwargs.get('device', 'cpu'))}\n\n{NOTES}\n\n"
                 f"## Speed\n\n{markdown_table(*speed_table(speed))}\n")
         if checks:
             text += ("\n## Score-CAM: agreement with torchcam, exact savings, top-k approximation\n\n"
@@ -329,8 +401,3 @@ def run(out: str | None = "benchmarks/results/cam.md", command: str = "attnlab b
         path = _write(out, text)
         print(f"\nsaved {path}")
     return speed, checks
-
-
-def as_dicts(results: Sequence[SpeedResult | ScoreCAMCheck]) -> list[dict]:
-    """Results as plain dicts (for JSON)."""
-    return [asdict(r) for r in results]

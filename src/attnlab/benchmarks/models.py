@@ -1,4 +1,4 @@
-"""The network benchmark behind ``benchmarks/models.py`` (and ``attnlab bench models``).
+"""The network benchmark behind ``attnlab bench models`` and ``benchmarks/models.py``.
 
 For ResNet-50 (224x224) and ResNet-20 (32x32), the vanilla network and every attention variant built
 by :func:`attnlab.create_model`: parameters, GMACs, inference images/s (eval mode, no grad, batch 16),
@@ -14,21 +14,29 @@ ResNet-50; the papers' 3.86 is the v1 bottleneck, see ``tests/models/test_paper_
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..attention import list_attention
-from ..benchtools import count_flops, format_table, machine_summary, peak_memory, time_paired, write_markdown
+from ..benchtools import count_flops, format_table, peak_memory, time_paired
 from ..models import create_model
+from ._shared import RESULTS_DIR, no_grad_forward, provenance, save_table
 
-__all__ = ["INPUT_SIZES", "ModelResult", "benchmark_models", "results_table", "run", "as_dicts"]
+__all__ = ["DEFAULT_OUT", "HEADER", "INPUT_SIZES", "MODELS", "ModelResult", "benchmark_models", "results_table",
+           "run", "target_lines"]
 
+#: The networks measured by default.
+MODELS: tuple[str, ...] = ("resnet50", "resnet20")
 #: Input side for each benchmarked network.
 INPUT_SIZES: dict[str, int] = {"resnet50": 224, "resnet20": 32}
+#: Where ``run`` writes its table by default (relative to the current directory).
+DEFAULT_OUT = RESULTS_DIR / "models.md"
 VANILLA = "vanilla"
 
 #: Published throughput ratios to ResNet-50 (ECA-Net paper, Wang et al. 2020, Table 2, GPU): (training, inference).
@@ -56,15 +64,8 @@ class ModelResult:
     train_peak_mb: float
 
 
-def _inference(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    def run() -> object:
-        with torch.no_grad():
-            return model(x)
-
-    return run
-
-
 def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], object]:
+    """A zero-argument training step: forward on ``x`` (N, 3, S, S), cross-entropy on ``y`` (N,), SGD step."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def run() -> None:
@@ -84,14 +85,65 @@ def _gmacs(name: str, attention: str | None, size: int, in_chans: int = 3) -> fl
         return count_flops(lambda: model(x)) / 2e9
 
 
-def benchmark_models(models: Sequence[str] = ("resnet50", "resnet20"), attentions: Sequence[str] | None = None,
+def _variants(name: str, attentions: Sequence[str], device: str, fmt: torch.memory_format) -> dict[str, nn.Module]:
+    """The vanilla network ``name`` and one variant per attention module, on ``device`` in memory format ``fmt``."""
+    torch.manual_seed(0)
+    variants: dict[str, nn.Module] = {VANILLA: create_model(name).to(device, memory_format=fmt)}
+    for att in attentions:
+        variants[att] = create_model(name, attention=att).to(device, memory_format=fmt)
+    return variants
+
+
+def _peak_mb(fn: Callable[[], object], device: str, memory: bool) -> float:
+    """Peak MiB allocated by one call of ``fn`` (NaN when memory is not measured)."""
+    return peak_memory(fn, device).peak_bytes / 2**20 if memory else float("nan")
+
+
+def _benchmark_network(name: str, attentions: Sequence[str], infer_batch: int, train_batch: int, repeats: int,
+                       warmup: int, device: str, memory: bool, channels_last: bool,
+                       log: Callable[[str], None] | None) -> list[ModelResult]:
+    """Network ``name``, vanilla and with each attention: inference, then training steps, in shared rounds."""
+    size = INPUT_SIZES.get(name, 224)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    variants = _variants(name, attentions, device, fmt)
+    num_classes = variants[VANILLA].fc.out_features
+    xi = torch.randn(infer_batch, 3, size, size, device=device).contiguous(memory_format=fmt)  # (N, 3, S, S)
+    xt = torch.randn(train_batch, 3, size, size, device=device).contiguous(memory_format=fmt)
+    yt = torch.randint(0, num_classes, (train_batch,), device=device)
+    for m in variants.values():
+        m.eval()
+    t_inf = time_paired({k: no_grad_forward(m, xi) for k, m in variants.items()}, repeats=repeats, warmup=warmup,
+                        device=device)
+    mem_inf = {k: _peak_mb(no_grad_forward(m, xi), device, memory) for k, m in variants.items()}
+    for m in variants.values():
+        m.train()
+    steps = {k: _train_step(m, xt, yt) for k, m in variants.items()}
+    t_train = time_paired(steps, repeats=repeats, warmup=warmup, device=device)
+    mem_train = {k: _peak_mb(step, device, memory) for k, step in steps.items()}
+    results = [ModelResult(
+        model=name, attention=key, input=f"{size}x{size}", params=sum(p.numel() for p in m.parameters()),
+        gmacs=_gmacs(name, None if key == VANILLA else key, size),
+        infer_ips=infer_batch / t_inf.median(key), infer_x=t_inf.ratio(VANILLA, key),
+        infer_time_x=t_inf.ratio(key, VANILLA),
+        train_ips=train_batch / t_train.median(key), train_x=t_train.ratio(VANILLA, key),
+        train_time_x=t_train.ratio(key, VANILLA),
+        infer_peak_mb=mem_inf[key], train_peak_mb=mem_train[key]) for key, m in variants.items()]
+    if log:
+        log(f"  measured {len(variants)} variants of {name} at {size}x{size}: vanilla "
+            f"{infer_batch / t_inf.median(VANILLA):.1f} img/s inference, "
+            f"{train_batch / t_train.median(VANILLA):.1f} img/s training")
+    return results
+
+
+def benchmark_models(models: Sequence[str] | None = None, attentions: Sequence[str] | None = None,
                      infer_batch: int = 16, train_batch: int = 8, repeats: int = 5, warmup: int = 1,
                      device: str = "cpu", memory: bool = True, channels_last: bool = False,
                      log: Callable[[str], None] | None = print) -> list[ModelResult]:
     """Benchmark each network in ``models`` vanilla and with each attention module.
 
     Args:
-        models: network names; their input side is ``INPUT_SIZES`` (224 for any name not listed).
+        models: network names (default: :data:`MODELS`); their input side is ``INPUT_SIZES`` (224 for any name
+            not listed).
         attentions: attention registry names (default: every registered module).
         infer_batch: images per inference call.
         train_batch: images per training step.
@@ -104,45 +156,21 @@ def benchmark_models(models: Sequence[str] = ("resnet50", "resnet20"), attention
     """
     attentions = list(attentions) if attentions is not None else list_attention()
     results: list[ModelResult] = []
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    for name in models:
-        size = INPUT_SIZES.get(name, 224)
-        torch.manual_seed(0)
-        variants: dict[str, nn.Module] = {VANILLA: create_model(name).to(device, memory_format=fmt)}
-        for att in attentions:
-            variants[att] = create_model(name, attention=att).to(device, memory_format=fmt)
-        num_classes = variants[VANILLA].fc.out_features
-        xi = torch.randn(infer_batch, 3, size, size, device=device).contiguous(memory_format=fmt)
-        xt = torch.randn(train_batch, 3, size, size, device=device).contiguous(memory_format=fmt)
-        yt = torch.randint(0, num_classes, (train_batch,), device=device)
-        for m in variants.values():
-            m.eval()
-        t_inf = time_paired({k: _inference(m, xi) for k, m in variants.items()}, repeats=repeats, warmup=warmup,
-                            device=device)
-        mem_inf = {k: peak_memory(_inference(m, xi), device).peak_bytes / 2**20 if memory else float("nan")
-                   for k, m in variants.items()}
-        for m in variants.values():
-            m.train()
-        steps = {k: _train_step(m, xt, yt) for k, m in variants.items()}
-        t_train = time_paired(steps, repeats=repeats, warmup=warmup, device=device)
-        mem_train = {k: peak_memory(steps[k], device).peak_bytes / 2**20 if memory else float("nan") for k in variants}
-        for key, m in variants.items():
-            results.append(ModelResult(
-                model=name, attention=key, input=f"{size}x{size}", params=sum(p.numel() for p in m.parameters()),
-                gmacs=_gmacs(name, None if key == VANILLA else key, size),
-                infer_ips=infer_batch / t_inf.median(key), infer_x=t_inf.ratio(VANILLA, key),
-                infer_time_x=t_inf.ratio(key, VANILLA),
-                train_ips=train_batch / t_train.median(key), train_x=t_train.ratio(VANILLA, key),
-                train_time_x=t_train.ratio(key, VANILLA),
-                infer_peak_mb=mem_inf[key], train_peak_mb=mem_train[key]))
-        if log:
-            log(f"  measured {len(variants)} variants of {name} at {size}x{size}: vanilla "
-                f"{infer_batch / t_inf.median(VANILLA):.1f} img/s inference, "
-                f"{train_batch / t_train.median(VANILLA):.1f} img/s training")
-        del variants
+    for name in models or MODELS:
+        results += _benchmark_network(name, attentions, infer_batch, train_batch, repeats, warmup, device, memory,
+                                      channels_last, log)
     return results
 
 
+NOTES = ("Each network built by `attnlab.create_model(name, attention=...)` (attention where its paper puts it); the "
+         "vanilla network is measured in the same run, its rounds interleaved with the variants'. {settings} "
+         "x vanilla: throughput over the vanilla network's (the ECA paper's convention); time x: time over the "
+         "vanilla network's (the targets' convention); both are medians of per-round ratios. GMACs: "
+         "multiply-accumulates of convolutions and matrix products per image (the papers' \"GFLOPs\"), on "
+         "torchvision's v1.5 bottleneck. Peak MB: memory allocated by one call.")
+TARGET_NOTES = ("Targets for ResNet-50 (this machine, same run): SE and ECA at most 1.05x the vanilla inference and "
+                "training-step time, CBAM at most 1.10x and 1.15x. ECA paper (Table 2, GPU) throughput over "
+                "ResNet-50, training / inference: SE 0.74 / 0.87, CBAM 0.46 / 0.65, ECA 0.77 / 0.97.")
 HEADER = ["model", "attention", "input", "params (M)", "GMACs", "infer img/s", "infer x vanilla", "infer time x",
           "train img/s", "train x vanilla", "train time x", "infer peak MB", "train peak MB"]
 
@@ -169,38 +197,21 @@ def target_lines(results: Sequence[ModelResult]) -> list[str]:
     return lines
 
 
-
-def run(out: str | None = "benchmarks/results/models.md", command: str = "attnlab bench models",
-        **kwargs) -> list[ModelResult]:
-    """Run ``benchmark_models(**kwargs)``, print the table, and save it (Markdown) with the command and machine."""
-    device = kwargs.get("device", "cpu")
+def run(out: str | os.PathLike | None = DEFAULT_OUT, command: str = "attnlab bench models",
+        **kwargs: Any) -> list[ModelResult]:
+    """Run ``benchmark_models(**kwargs)``, print the table and the targets, and save them to ``out`` (Markdown;
+    None or "" to skip) with the exact command and machine."""
     results = benchmark_models(**kwargs)
     header, rows = results_table(results)
     print(format_table(header, rows))
     lines = target_lines(results)
     if lines:
         print("\n" + "\n".join(lines))
-    if out:
-        pre = (f"Command: `{command}`\n\nMachine: {machine_summary(device)}\n\n"
-               "Each network built by `attnlab.create_model(name, attention=...)` (attention where its paper puts "
-               "it); the vanilla network is measured in the same run, its rounds interleaved with the variants'. "
-               f"Memory format: {'channels_last' if kwargs.get('channels_last') else 'NCHW'}. "
-               "infer: eval mode, no grad, batch "
-               f"{kwargs.get('infer_batch', 16)}; train: forward + backward + SGD step, training mode, batch "
-               f"{kwargs.get('train_batch', 8)}; img/s from the median of {kwargs.get('repeats', 5)} rounds. "
-               "x vanilla: throughput over the vanilla network's (the ECA paper's convention); time x: time over "
-               "the vanilla network's (the targets' convention); both are medians of per-round ratios. GMACs: "
-               "multiply-accumulates of convolutions and matrix products per image (the papers' \"GFLOPs\"), on "
-               "torchvision's v1.5 bottleneck. Peak MB: memory allocated by one call.\n\n"
-               "Targets for ResNet-50 (this machine, same run): SE and ECA at most 1.05x the vanilla inference and "
-               "training-step time, CBAM at most 1.10x and 1.15x. ECA paper (Table 2, GPU) throughput over "
-               "ResNet-50, training / inference: SE 0.74 / 0.87, CBAM 0.46 / 0.65, ECA 0.77 / 0.97.\n\n"
-               + "\n".join(lines))
-        path = write_markdown(out, "Network benchmark: ResNets with attention", pre, header, rows)
-        print(f"\nsaved {path}")
+    layout = "channels_last" if kwargs.get("channels_last") else "NCHW"
+    settings = (f"Memory format: {layout}. infer: eval mode, no grad, batch {kwargs.get('infer_batch', 16)}; "
+                f"train: forward + backward + SGD step, training mode, batch {kwargs.get('train_batch', 8)}; "
+                f"img/s from the median of {kwargs.get('repeats', 5)} rounds.")
+    preamble = "\n\n".join([provenance(command, kwargs.get("device", "cpu")), NOTES.format(settings=settings),
+                             TARGET_NOTES, "\n".join(lines)])
+    save_table(out, "Network benchmark: ResNets with attention", preamble, header, rows)
     return results
-
-
-def as_dicts(results: Sequence[ModelResult]) -> list[dict]:
-    """Results as plain dicts (for JSON)."""
-    return [asdict(r) for r in results]

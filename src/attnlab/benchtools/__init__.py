@@ -6,10 +6,10 @@ the top floor.
 """
 
 from .flops import count_flops
-from .machine import machine_summary
+from .machine import load_average, machine_summary
 from .memory import MemoryStats, peak_memory
 from .table import format_table, markdown_table, write_markdown
 from .timing import PairedTimes, time_paired
 
-__all__ = ["MemoryStats", "PairedTimes", "count_flops", "format_table", "machine_summary", "markdown_table",
-           "peak_memory", "time_paired", "write_markdown"]
+__all__ = ["MemoryStats", "PairedTimes", "count_flops", "format_table", "load_average", "machine_summary",
+           "markdown_table", "peak_memory", "time_paired", "write_markdown"]

@@ -36,10 +36,17 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 def write_markdown(path: str | os.PathLike, title: str, preamble: str, header: Sequence[str],
                    rows: Sequence[Sequence[object]]) -> Path:
-    """Write a Markdown results file atomically (a re-run replaces it whole)."""
+    """Write a Markdown results file atomically (a re-run replaces it whole).
+
+    The file reads ``# title``, the preamble, then the table; returns its path.
+    """
+    return _write_text(path, f"# {title}\n\n{preamble.strip()}\n\n{markdown_table(header, rows)}\n")
+
+
+def _write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = f"# {title}\n\n{preamble.strip()}\n\n{markdown_table(header, rows)}\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".md.tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
