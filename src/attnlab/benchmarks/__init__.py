@@ -8,7 +8,9 @@ every floor below and times them with the instruments of :mod:`attnlab.benchtool
   naive references;
 * :mod:`attnlab.benchmarks.models`: the ResNets with each attention module, against the vanilla network;
 * :mod:`attnlab.benchmarks.cam`: every CAM method, against captum and torchcam (optional packages);
-* :mod:`attnlab.benchmarks.train`: accuracy after a stated budget and seconds per epoch of one training run.
+* :mod:`attnlab.benchmarks.train`: accuracy after a stated budget and seconds per epoch of one training run;
+* :mod:`attnlab.benchmarks.data`: generation speed of Cluttered Fashion-MNIST.
 
-Each has a ``run(out=..., command=..., ...)`` that measures, prints the table and writes it to ``out``.
+Each has a ``run(...)`` that measures, prints the table and writes it as Markdown, by default to
+``benchmarks/results/<name>.md`` under the current directory; ``attnlab bench <name>`` calls it.
 """

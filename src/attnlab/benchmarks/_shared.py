@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..benchtools import machine_summary, write_markdown
 
-__all__ = ["RESULTS_DIR", "as_dicts", "no_grad_forward", "provenance", "save_table"]
+__all__ = ["RESULTS_DIR", "no_grad_forward", "provenance", "save_table"]
 
 #: The saved tables' folder, relative to the current directory (the repository root for ``make bench``).
 RESULTS_DIR = Path("benchmarks") / "results"
@@ -46,7 +44,3 @@ def save_table(out: str | os.PathLike | None, title: str, preamble: str, header:
     print(f"\nsaved {path}")
     return path
 
-
-def as_dicts(results: Sequence[Any]) -> list[dict[str, Any]]:
-    """Result dataclasses as plain dicts (for JSON)."""
-    return [asdict(r) for r in results]
