@@ -2,7 +2,8 @@
 
     python benchmarks/cam.py [--repeats 9] [--methods gradcam,scorecam] [--configs resnet20:64:layer3:16]
 
-Prints the tables and writes benchmarks/results/cam.md; the same as `attnlab bench cam`.
+The same as `attnlab bench cam` (flags and defaults: `attnlab bench cam --help`): prints the tables and
+writes benchmarks/results/cam.md under the current directory.
 """
 
 import sys

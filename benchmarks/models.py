@@ -2,7 +2,8 @@
 
     python benchmarks/models.py [--repeats 5] [--models resnet50,resnet20] [--attention se,cbam,eca]
 
-Prints the table and writes benchmarks/results/models.md; the same as `attnlab bench models`.
+The same as `attnlab bench models` (flags and defaults: `attnlab bench models --help`): prints the table
+and writes benchmarks/results/models.md under the current directory.
 """
 
 import sys

@@ -1,8 +1,9 @@
-"""Speed and memory of every attention module (re-runnable): see `attnlab bench modules --help`.
+"""Speed and memory of every attention module (re-runnable).
 
     python benchmarks/modules.py [--repeats 7] [--modules se,cbam] [--shapes 256x28x28]
 
-Prints the table and writes benchmarks/results/modules.md.
+The same as `attnlab bench modules` (flags and defaults: `attnlab bench modules --help`): prints the table
+and writes benchmarks/results/modules.md under the current directory.
 """
 
 import sys

@@ -401,12 +401,7 @@ def test_the_atomic_write_check_sees_os_replace(source, calls):
 
 # Runners inside the floors they measure when this check was written (issue 11, item 3 moves them to
 # benchmarks/). Remove an entry when it moves.
-KNOWN_RUNNERS_IN_FLOORS = {
-    "attnlab.attention.benchmark",
-    "attnlab.cam.benchmark",
-    "attnlab.models.benchmark",
-    "attnlab.train.benchmark",
-}
+KNOWN_RUNNERS_IN_FLOORS: set[str] = set()
 
 
 def test_no_benchmark_runner_inside_the_floors_it_measures():

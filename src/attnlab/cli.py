@@ -6,9 +6,16 @@ Subcommands are registered in ``COMMANDS`` (name -> (add_arguments, run)).
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
 import shlex
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .benchmarks.cam import CAMConfig
 
 __all__ = ["main", "COMMANDS"]
 
@@ -19,7 +26,7 @@ def _add_list(p: argparse.ArgumentParser) -> None:
 
 def _run_list(args: argparse.Namespace) -> int:
     from .attention import create_attention, get_attention_class, list_attention
-    from .bench import format_table
+    from .benchtools import format_table
 
     rows = []
     for name in list_attention():
@@ -38,61 +45,131 @@ def _shape(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Ends each flag's help with its default, ``(default: 7)``, unless the help already states its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or not action.option_strings:
+            return action.help
+        return f"{text} (default: %(default)s)".strip()
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Wrap at spaces only, so that a default path like ``train-DATASET-MODEL.md`` stays whole."""
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+
+def _defaults(fn: Callable[..., object]) -> dict[str, Any]:
+    """Each parameter of ``fn`` that has a default, with it: a runner's signature is where its defaults live."""
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+def _add_bench_flags(p: argparse.ArgumentParser, takes: dict[str, Any], out: str | os.PathLike, *,
+                     out_named_after_run: bool = False, batch_help: str = "images per call",
+                     repeats_help: str = "paired rounds per measurement (median reported)",
+                     channels_last_help: str = "") -> None:
+    """The flags the bench targets share: ``--batch``, ``--repeats``, ``--channels-last`` and ``--device``, each
+    added when the target's runner takes it (``takes``: its parameters' defaults, from :func:`_defaults`), then
+    ``--out``, whose default ``out`` is a path relative to the current directory (``out_named_after_run``: a
+    pattern the runner fills in)."""
+    if "batch" in takes:
+        p.add_argument("--batch", type=int, default=takes["batch"], help=batch_help)
+    if "repeats" in takes:
+        p.add_argument("--repeats", type=int, default=takes["repeats"], help=repeats_help)
+    if "channels_last" in takes:
+        p.add_argument("--channels-last", action="store_true", default=takes["channels_last"],
+                       help=channels_last_help)
+    if "device" in takes:
+        p.add_argument("--device", default=takes["device"], help="cpu or a CUDA device (cuda, cuda:N)")
+    if out_named_after_run:
+        p.add_argument("--out", default=None, help=f"Markdown results file (default: {out}, under the current "
+                                                   "directory)")
+    else:
+        p.add_argument("--out", default=str(out), help=f"Markdown results file, '' to skip (default: {out}, under "
+                                                       "the current directory)")
+
+
+def _add_bench_modules(p: argparse.ArgumentParser) -> None:
+    from .benchmarks import modules as runner
+
+    shapes = " ".join(f"{c}x{h}x{w}" for c, h, w in runner.RESNET50_SHAPES)
+    p.add_argument("--modules", default=None, help="comma-separated registry names (default: all registered)")
+    p.add_argument("--shapes", type=_shape, nargs="+", default=None,
+                   help=f"CxHxW shapes (default: the ResNet-50 stages', {shapes})")
+    p.add_argument("--no-backward", action="store_true", help="time the forward pass only")
+    _add_bench_flags(p, _defaults(runner.benchmark_modules), runner.DEFAULT_OUT,
+                     batch_help="N of every (N, C, H, W) input", channels_last_help="inputs in channels_last memory "
+                                                                                   "format")
+
+
+def _add_bench_models(p: argparse.ArgumentParser) -> None:
+    from .benchmarks import models as runner
+
+    takes = _defaults(runner.benchmark_models)
+    p.add_argument("--models", default=",".join(runner.MODELS), help="comma-separated network names")
+    p.add_argument("--attention", default=None,
+                   help="comma-separated attention names (default: all registered)")
+    p.add_argument("--infer-batch", type=int, default=takes["infer_batch"], help="images per inference call")
+    p.add_argument("--train-batch", type=int, default=takes["train_batch"], help="images per training step")
+    p.add_argument("--warmup", type=int, default=takes["warmup"], help="rounds run first and discarded")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    _add_bench_flags(p, takes, runner.DEFAULT_OUT, channels_last_help="networks and inputs in channels_last memory "
+                                                                      "format")
+
+
+def _add_bench_cam(p: argparse.ArgumentParser) -> None:
+    from .benchmarks import cam as runner
+
+    takes = _defaults(runner.benchmark_cams)
+    p.add_argument("--methods", default=None, help="comma-separated CAM methods (default: all)")
+    p.add_argument("--configs", type=_cam_config, nargs="+", default=None,
+                   help=f"MODEL:SIZE:LAYER:SCORE_IMAGES (default: {' '.join(map(str, runner.CONFIGS))})")
+    p.add_argument("--score-batch-size", type=int, default=takes["score_batch_size"],
+                   help="masked inputs per forward, both Score-CAMs")
+    p.add_argument("--top-k-fraction", type=float, default=takes["top_k_fraction"],
+                   help="channels kept by approximate Score-CAM")
+    p.add_argument("--no-baselines", action="store_true", help="skip captum and torchcam")
+    _add_bench_flags(p, takes, runner.DEFAULT_OUT, batch_help="images per call for all but Score-CAM",
+                     repeats_help="paired rounds for the one-pass methods (median reported)")
+
+
+def _add_bench_train(p: argparse.ArgumentParser) -> None:
+    from .benchmarks import train as runner
+
+    _add_train(p, run_dir=False)
+    p.set_defaults(epochs=20, channels_last=True)  # the recorded ResNet-20 / Fashion-MNIST figure
+    p.add_argument("--run", default=None, help="run directory, resumed or reused if it exists (default: "
+                                               f"{runner.RUN_DIR_PATTERN}, under the current directory)")
+    p.add_argument("--note", default="", help="a sentence for the results file (how the run was made, the load; "
+                                              "default: none)")
+    _add_bench_flags(p, {}, runner.RESULTS_PATTERN, out_named_after_run=True)
+
+
+def _add_bench_data(p: argparse.ArgumentParser) -> None:
+    from .benchmarks import data as runner
+
+    takes = _defaults(runner.run)
+    p.add_argument("--n", type=int, default=takes["n"], help="canvases per generation")
+    p.add_argument("--canvas", type=int, default=takes["canvas"], help="canvas side in pixels")
+    p.add_argument("--data-root", "--root", dest="root", default=None, metavar="DIR",
+                   help="Fashion-MNIST folder (default: $ATTNLAB_FASHION_MNIST_DIR, else "
+                        "/usr/share/datasets/fashion-mnist)")
+    _add_bench_flags(p, takes, runner.DEFAULT_OUT, repeats_help="paired rounds of the generator (median reported)")
+
+
 def _add_bench(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="target", required=True, metavar="TARGET")
-    m = sub.add_parser("modules", help="speed and memory of every attention module against a copy and the seed's CBAM")
-    m.add_argument("--modules", default=None, help="comma-separated registry names (default: all)")
-    m.add_argument("--shapes", type=_shape, nargs="+", default=None,
-                   help="CxHxW shapes (default: the ResNet-50 ones 64x56x56 256x28x28 512x14x14 2048x7x7)")
-    m.add_argument("--batch", type=int, default=32)
-    m.add_argument("--repeats", type=int, default=7, help="paired rounds per measurement (median reported)")
-    m.add_argument("--no-backward", action="store_true", help="time the forward pass only")
-    m.add_argument("--channels-last", action="store_true", help="inputs in channels_last memory format")
-    m.add_argument("--device", default="cpu")
-    m.add_argument("--out", default="benchmarks/results/modules.md", help="Markdown results file ('' to skip)")
-
-    n = sub.add_parser("models", help="ResNet-50 and ResNet-20 with each attention: params, GMACs, throughput, memory")
-    n.add_argument("--models", default="resnet50,resnet20", help="comma-separated network names")
-    n.add_argument("--attention", default=None, help="comma-separated attention names (default: all registered)")
-    n.add_argument("--infer-batch", type=int, default=16)
-    n.add_argument("--train-batch", type=int, default=8)
-    n.add_argument("--repeats", type=int, default=5, help="paired rounds per measurement (median reported)")
-    n.add_argument("--warmup", type=int, default=1, help="rounds run first and discarded")
-    n.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    n.add_argument("--channels-last", action="store_true", help="networks and inputs in channels_last memory format")
-    n.add_argument("--device", default="cpu")
-    n.add_argument("--out", default="benchmarks/results/models.md", help="Markdown results file ('' to skip)")
-
-    c = sub.add_parser("cam", help="images/s and memory of every CAM method against captum and torchcam")
-    c.add_argument("--methods", default=None, help="comma-separated CAM methods (default: all)")
-    c.add_argument("--configs", type=_cam_config, nargs="+", default=None,
-                   help="MODEL:SIZE:LAYER:SCORE_IMAGES (default: resnet18:224:layer4:2 resnet20:64:layer3:16)")
-    c.add_argument("--batch", type=int, default=16)
-    c.add_argument("--repeats", type=int, default=9, help="paired rounds for the one-pass methods")
-    c.add_argument("--score-batch-size", type=int, default=64, help="masked inputs per forward, both Score-CAMs")
-    c.add_argument("--top-k-fraction", type=float, default=0.125, help="channels kept by approximate Score-CAM")
-    c.add_argument("--no-baselines", action="store_true", help="skip captum and torchcam")
-    c.add_argument("--device", default="cpu")
-    c.add_argument("--out", default="benchmarks/results/cam.md", help="Markdown results file ('' to skip)")
-
-    t = sub.add_parser("train", help="test accuracy after a stated budget and seconds per epoch (a full training run)")
-    _add_train(t, run_dir=False)
-    t.set_defaults(epochs=20, channels_last=True)  # the recorded ResNet-20 / Fashion-MNIST figure
-    t.add_argument("--run", default=None, help="run directory, resumed or reused if it exists "
-                                               "(default: runs/bench-train-DATASET-MODEL-ATTENTION)")
-    t.add_argument("--out", default=None, help="Markdown results file (default: "
-                                               "benchmarks/results/train-DATASET-MODEL[-ATTENTION]-DEVICE.md)")
-    t.add_argument("--note", default="", help="a sentence for the results file (how the run was made, the load)")
+    for name, (help_text, add, _) in _BENCH_TARGETS.items():
+        add(sub.add_parser(name, help=help_text, description=help_text, formatter_class=_DefaultsHelp))
 
 
-def _cam_config(text: str):
-    from .cam.benchmark import CAMConfig
+def _cam_config(text: str) -> CAMConfig:
+    from .benchmarks.cam import CAMConfig
 
     try:
-        model, size, layer, images = text.split(":")
-        return CAMConfig(model, int(size), layer, int(images))
+        return CAMConfig.parse(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"a config is MODEL:SIZE:LAYER:SCORE_IMAGES, got {text!r}") from err
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -108,60 +185,64 @@ def _command() -> str:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    return _BENCH_TARGETS[args.target](args)
+    return _BENCH_TARGETS[args.target][2](args)
 
 
 def _bench_modules(args: argparse.Namespace) -> int:
-    from .attention import benchmark as module_bench
-    from .attention import get_attention_class
+    from .benchmarks import modules
 
-    names = _names(args.modules)
-    for n in names or []:
-        get_attention_class(n)  # an unknown name raises the registry's ValueError with suggestions
-    kwargs = dict(names=names, batch=args.batch, repeats=args.repeats, backward=not args.no_backward,
-                  device=args.device, channels_last=args.channels_last)
-    if args.shapes:
-        kwargs["shapes"] = args.shapes
-    module_bench.run(out=args.out or None, command=_command(), **kwargs)
+    modules.run(out=args.out, command=_command(), names=_names(args.modules), shapes=args.shapes, batch=args.batch,
+                repeats=args.repeats, backward=not args.no_backward, device=args.device,
+                channels_last=args.channels_last)
     return 0
 
 
 def _bench_models(args: argparse.Namespace) -> int:
-    from .models import benchmark as model_bench
+    from .benchmarks import models
 
-    model_bench.run(out=args.out or None, command=_command(), models=_names(args.models),
-                    attentions=_names(args.attention), infer_batch=args.infer_batch, train_batch=args.train_batch,
-                    repeats=args.repeats, warmup=args.warmup, device=args.device, memory=not args.no_memory,
-                    channels_last=args.channels_last)
+    models.run(out=args.out, command=_command(), models=_names(args.models), attentions=_names(args.attention),
+               infer_batch=args.infer_batch, train_batch=args.train_batch, repeats=args.repeats, warmup=args.warmup,
+               device=args.device, memory=not args.no_memory, channels_last=args.channels_last)
     return 0
 
 
 def _bench_cam(args: argparse.Namespace) -> int:
-    from .cam import CAM_METHODS
-    from .cam.benchmark import CONFIGS, run
-    from .names import lookup
+    from .benchmarks import cam
 
-    methods = _names(args.methods)
-    for name in methods or []:
-        lookup(CAM_METHODS, name, "CAM method")
-    run(out=args.out or None, command=_command(), configs=args.configs or CONFIGS, batch=args.batch,
-        methods=methods, repeats=args.repeats, score_batch_size=args.score_batch_size,
-        top_k_fraction=args.top_k_fraction, baselines=not args.no_baselines, device=args.device)
+    cam.run(out=args.out, command=_command(), configs=args.configs, batch=args.batch, methods=_names(args.methods),
+            repeats=args.repeats, score_batch_size=args.score_batch_size, top_k_fraction=args.top_k_fraction,
+            baselines=not args.no_baselines, device=args.device)
     return 0
 
 
 def _bench_train(args: argparse.Namespace) -> int:
-    from .train.benchmark import run
+    from .benchmarks import train
 
-    figures = run(_train_config(args), args.run, args.out or None, command=_command(), progress=not args.no_progress,
-                  note=args.note)
-    print(f"test accuracy {figures['test_acc']:.4f} after {figures['epochs']} epochs; median "
-          f"{figures['median_epoch_seconds']:.1f} s/epoch ({figures['median_images_per_s']:.0f} img/s); "
-          f"wrote {figures['out']}")
+    train.run(_train_config(args), args.run, args.out, command=_command(), progress=not args.no_progress,
+              note=args.note)
     return 0
 
 
-_BENCH_TARGETS = {"modules": _bench_modules, "models": _bench_models, "cam": _bench_cam, "train": _bench_train}
+def _bench_data(args: argparse.Namespace) -> int:
+    from .benchmarks import data
+
+    data.run(out=args.out, command=_command(), n=args.n, canvas=args.canvas, repeats=args.repeats, root=args.root)
+    return 0
+
+
+#: bench target -> (help, add its arguments, run it); one module of attnlab.benchmarks each.
+_BENCH_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
+                                Callable[[argparse.Namespace], int]]] = {
+    "modules": ("speed and memory of every attention module against a copy and the seed's CBAM", _add_bench_modules,
+                _bench_modules),
+    "models": ("ResNet-50 and ResNet-20 with each attention: params, GMACs, throughput, memory", _add_bench_models,
+               _bench_models),
+    "cam": ("images/s and memory of every CAM method against captum and torchcam", _add_bench_cam, _bench_cam),
+    "train": ("test accuracy after a stated budget and seconds per epoch (a full training run)", _add_bench_train,
+              _bench_train),
+    "data": ("generation speed of Cluttered Fashion-MNIST from the real Fashion-MNIST files", _add_bench_data,
+             _bench_data),
+}
 
 
 def _add_cam(p: argparse.ArgumentParser) -> None:
@@ -271,7 +352,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from .bench import format_table
+    from .benchtools import format_table
     from .train import evaluate_checkpoint
 
     result, classes, ckpt = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split,
@@ -328,7 +409,7 @@ def _run_study(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "list": ("list the attention modules with their parameter formulas and papers", _add_list, _run_list),
-    "bench": ("benchmark modules, models or CAM methods", _add_bench, _run_bench),
+    "bench": ("benchmark modules, networks, CAM methods, training or data generation", _add_bench, _run_bench),
     "cam": ("class activation maps of trained checkpoints on the same images, as a comparison grid", _add_cam,
             _run_cam),
     "train": ("train a model (also under torchrun for many processes/GPUs)", _add_train, _run_train),

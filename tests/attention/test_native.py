@@ -89,7 +89,7 @@ def test_ties_send_the_max_gradient_to_one_element_like_the_seed(layout):
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
 def test_flop_counter_sees_the_standard_ops(layout):
-    from attnlab.bench import count_flops
+    from attnlab.benchtools import count_flops
 
     ref, ours = _pair(32, torch.float32)
     x = torch.randn(2, 32, 9, 9).contiguous(memory_format=layout)

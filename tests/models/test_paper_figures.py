@@ -33,7 +33,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab.bench import count_flops
+from attnlab.benchtools import count_flops
 from attnlab.models import create_model
 
 M = 1e6

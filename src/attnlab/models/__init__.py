@@ -5,7 +5,7 @@
 * :func:`attach` / :func:`detach`: insert attention into (and remove it from) a model you already have.
 * :func:`load_backbone`: load a plain checkpoint into an attention network and report the keys.
 
-Floor 3: imports ``attnlab.attention`` and ``attnlab.bench`` only.
+Floor 3: imports ``attnlab.attention`` (and the floor-0 name lookup) only.
 """
 
 from .attach import attach, detach, find_blocks, find_stages

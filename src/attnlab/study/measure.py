@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..bench import count_flops, time_paired
+from ..benchtools import count_flops, time_paired
 from ..cam import capture_attention, create_cam, normalize_maps
 from ..metrics import box_iou_at_threshold, energy_pointing_game, max_box_acc_v2, pointing_game, pxap
 

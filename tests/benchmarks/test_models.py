@@ -1,15 +1,15 @@
-"""The network benchmark runs end to end and writes its table (tiny settings; the real run is benchmarks/models.py)."""
+"""The network benchmark runs end to end and writes its table (tiny settings; the real run: `attnlab bench models`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from attnlab.models import benchmark
+from attnlab.benchmarks import models
 
 
 def test_benchmark_runs_and_saves(tmp_path, capsys):
     out = tmp_path / "models.md"
-    results = benchmark.run(out=str(out), command="test", models=["resnet20"], attentions=["se"], infer_batch=2,
+    results = models.run(out=str(out), command="test", models=["resnet20"], attentions=["se"], infer_batch=2,
                             train_batch=2, repeats=1, warmup=0, memory=False, log=None)
     assert [(r.model, r.attention) for r in results] == [("resnet20", "vanilla"), ("resnet20", "se")]
     vanilla, se = results
@@ -23,8 +23,8 @@ def test_benchmark_runs_and_saves(tmp_path, capsys):
 
 
 def test_target_lines_compare_with_the_targets():
-    row = benchmark.ModelResult("resnet50", "cbam", "224x224", 1, 1.0, 1.0, 0.9, 1.11, 1.0, 0.9, 1.1, 0.0, 0.0)
-    (line,) = benchmark.target_lines([row])
+    row = models.ModelResult("resnet50", "cbam", "224x224", 1, 1.0, 1.0, 0.9, 1.11, 1.0, 0.9, 1.1, 0.0, 0.0)
+    (line,) = models.target_lines([row])
     assert "misses" in line and "<= 1.1" in line
 
 
@@ -32,16 +32,16 @@ def test_channels_last_run_keeps_the_format_and_says_so(tmp_path, monkeypatch):
     import torch
 
     seen = []
-    real = benchmark._inference
+    real = models.no_grad_forward
 
     def spy(model, x):
         seen.append((x.is_contiguous(memory_format=torch.channels_last),
                      model.conv1.weight.is_contiguous(memory_format=torch.channels_last)))
         return real(model, x)
 
-    monkeypatch.setattr(benchmark, "_inference", spy)
+    monkeypatch.setattr(models, "no_grad_forward", spy)
     out = tmp_path / "models.md"
-    benchmark.run(out=str(out), command="test", models=["resnet20"], attentions=["cbam"], infer_batch=2,
+    models.run(out=str(out), command="test", models=["resnet20"], attentions=["cbam"], infer_batch=2,
                   train_batch=2, repeats=1, warmup=0, memory=False, channels_last=True, log=None)
     assert seen and all(x and w for x, w in seen)
     assert "Memory format: channels_last." in out.read_text()

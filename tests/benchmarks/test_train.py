@@ -1,34 +1,16 @@
-"""attnlab.train.benchmark and `attnlab bench train`: a run's figures and per-epoch table, reused on a re-run."""
+"""attnlab.benchmarks.train and `attnlab bench train`: a run's figures and per-epoch table, reused on a re-run."""
 
 from __future__ import annotations
 
 import json
 
-import torch
-
+from attnlab.benchmarks.train import results_path, summarize
 from attnlab.cli import main
-from attnlab.data import write_idx
 from attnlab.train import TrainConfig
-from attnlab.train.benchmark import results_path, summarize
 
 
-def _tiny_fashion(root):
-    """40 train / 20 test 28x28 items: the class is a bright square's position (learnable, 10 classes)."""
-    g = torch.Generator().manual_seed(0)
-    root.mkdir(parents=True)
-    for n, names in ((40, ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")),
-                     (20, ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))):
-        labels = torch.arange(n) % 10
-        images = torch.randint(0, 30, (n, 28, 28), generator=g, dtype=torch.uint8)
-        for i, c in enumerate(labels.tolist()):
-            images[i, 2 * c:2 * c + 8, 2 * c:2 * c + 8] = 250
-        write_idx(root / f"{names[0]}.gz", images)
-        write_idx(root / f"{names[1]}.gz", labels.to(torch.uint8))
-    return root
-
-
-def test_bench_train_writes_the_table_and_reuses_the_run(tmp_path, capsys):
-    data = _tiny_fashion(tmp_path / "fm")
+def test_bench_train_writes_the_table_and_reuses_the_run(tmp_path, tiny_fashion, capsys):
+    data = tiny_fashion
     run, out = tmp_path / "run", tmp_path / "train.md"
     args = ["bench", "train", "--dataset", "fashion-mnist", "--data-root", str(data), "--epochs", "2",
             "--batch-size", "16", "--threads", "1", "--device", "cpu", "--run", str(run), "--out", str(out),
@@ -68,10 +50,10 @@ def test_default_results_path_names_the_run():
     assert results_path(cfg, "cuda").name == "train-cifar10-resnet56-cbam-cuda.md"
 
 
-def test_note_is_written(tmp_path):
-    from attnlab.train.benchmark import run
+def test_note_is_written(tmp_path, tiny_fashion):
+    from attnlab.benchmarks.train import run
 
-    data = _tiny_fashion(tmp_path / "fm")
+    data = tiny_fashion
     cfg = TrainConfig(dataset="fashion-mnist", data_root=str(data), epochs=1, batch_size=20, device="cpu",
                       num_threads=1)
     figures = run(cfg, tmp_path / "run", tmp_path / "t.md", command="x", progress=False, note="Trained by hand.")
@@ -80,7 +62,7 @@ def test_note_is_written(tmp_path):
 
 
 def test_default_run_dir_names_the_variant():
-    from attnlab.train.benchmark import run_dir_for
+    from attnlab.benchmarks.train import run_dir_for
 
     assert str(run_dir_for(TrainConfig())) == "runs/bench-train-fashion-mnist-resnet20-vanilla"
     assert run_dir_for(TrainConfig(attention="cbam")).name == "bench-train-fashion-mnist-resnet20-cbam"

@@ -37,6 +37,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 def write_markdown(path: str | os.PathLike, title: str, preamble: str, header: Sequence[str],
                    rows: Sequence[Sequence[object]]) -> Path:
-    """Write a Markdown results file atomically (a re-run replaces it whole)."""
-    text = f"# {title}\n\n{preamble.strip()}\n\n{markdown_table(header, rows)}\n"
-    return atomic_write_text(path, text)
+    """Write a Markdown results file atomically (a re-run replaces it whole).
+
+    The file reads ``# title``, the preamble, then the table; returns its path.
+    """
+    return atomic_write_text(path, f"# {title}\n\n{preamble.strip()}\n\n{markdown_table(header, rows)}\n")

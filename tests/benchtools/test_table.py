@@ -1,4 +1,4 @@
-from attnlab.bench import format_table, write_markdown
+from attnlab.benchtools import format_table, write_markdown
 
 
 def test_format_table_aligns_and_rounds():

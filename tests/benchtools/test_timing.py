@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from attnlab.bench import time_paired
+from attnlab.benchtools import time_paired
 
 
 def test_time_paired_interleaves_and_ratios():

@@ -1,6 +1,6 @@
 import torch
 
-from attnlab.bench import count_flops, peak_memory
+from attnlab.benchtools import count_flops, peak_memory
 
 
 def test_peak_memory_counts_fresh_allocations():
