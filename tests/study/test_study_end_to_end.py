@@ -12,6 +12,7 @@ import pytest
 
 from attnlab.data.fashion_mnist import fashion_mnist_root
 from attnlab.study import StudyPreset, run_study
+from attnlab.train import TrainConfig
 
 pytestmark = pytest.mark.skipif(
     not (fashion_mnist_root() / "train-images-idx3-ubyte.gz").exists()
@@ -19,9 +20,11 @@ pytestmark = pytest.mark.skipif(
     reason="Fashion-MNIST files missing (apt-get install dataset-fashion-mnist)",
 )
 
-MICRO = StudyPreset(name="micro", description="a test-sized study", attentions=(None, "cbam"), seeds=(0,), epochs=1,
-                    batch_size=32, lr=0.05, limit_train=128, limit_test=64, n_localisation=32, n_grid=3,
-                    throughput_batch=8, train_batch=8, repeats=1, dataset_kwargs={"size": 512})
+MICRO = StudyPreset(name="micro", description="a test-sized study", attentions=(None, "cbam"), seeds=(0,),
+                    train=TrainConfig(dataset="cluttered-fashion-mnist", dataset_kwargs={"size": 512}, epochs=1,
+                                      batch_size=32, lr=0.05, warmup_epochs=0.3, channels_last=True,
+                                      limit_train=128, limit_test=64),
+                    n_localisation=32, n_grid=3, throughput_batch=8, train_batch=8, repeats=1)
 
 SCREENSHOT = Path(tempfile.gettempdir()) / "attnlab-report-screenshot.png"
 

@@ -158,13 +158,14 @@ def write_report(out: str | os.PathLike, results: dict[str, Any], grid: dict[str
     out.mkdir(parents=True, exist_ok=True)
     figs = _figures(out, results, grid)
     p, env, v = results["preset"], results["environment"], results["verdict"]
+    t = p["train"]
     klass = v["label"].replace(" ", "-")
     variants = ", ".join("vanilla" if a is None else a for a in p["attentions"])
-    budget = (f"{p['epochs']} epochs, batch {p['batch_size']}, SGD (Nesterov, momentum 0.9) lr {p['lr']} with "
-              f"{p['warmup_epochs']} warm-up epochs then cosine decay, weight decay {p['weight_decay']} "
+    budget = (f"{t['epochs']} epochs, batch {t['batch_size']}, SGD (Nesterov, momentum 0.9) lr {t['lr']} with "
+              f"{t['warmup_epochs']} warm-up epochs then cosine decay, weight decay {t['weight_decay']} "
               "(not on norm/bias)")
-    limit = "all" if p["limit_train"] is None else f"the first {p['limit_train']:,}"
-    limit_t = "all" if p["limit_test"] is None else f"the first {p['limit_test']:,}"
+    limit = "all" if t["limit_train"] is None else f"the first {t['limit_train']:,}"
+    limit_t = "all" if t["limit_test"] is None else f"the first {t['limit_test']:,}"
 
     def fig(key: str, caption: str) -> str:
         if key not in figs:
@@ -212,8 +213,8 @@ one process (paired rounds, median), inference at batch {p['throughput_batch']} 
 
 <h2>Setup</h2>
 <table id="setup"><tbody>
-<tr><td>data</td><td>{_e(p['dataset'])} {_e(p['dataset_kwargs'] or '')}: {limit} training canvases, accuracy on {limit_t} test canvases</td></tr>
-<tr><td>models</td><td>{_e(p['model'])} with {_e(variants)} (same backbone, seeds, data order and budget)</td></tr>
+<tr><td>data</td><td>{_e(t['dataset'])} {_e(t['dataset_kwargs'] or '')}: {limit} training canvases, accuracy on {limit_t} test canvases</td></tr>
+<tr><td>models</td><td>{_e(t['model'])} with {_e(variants)} (same backbone, seeds, data order and budget)</td></tr>
 <tr><td>budget</td><td>{_e(budget)}</td></tr>
 <tr><td>seeds</td><td>{_e(', '.join(map(str, p['seeds'])))}</td></tr>
 <tr><td>machine</td><td>{_e(env['machine'])}; {_e(env['platform'])}</td></tr>

@@ -89,15 +89,11 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
     out = Path(out)
     runs = Path(runs_dir) if runs_dir else out / "runs"
     dev = pick_device(device)
-    base = TrainConfig(model=preset.model, dataset=preset.dataset, dataset_kwargs=dict(preset.dataset_kwargs),
-                       epochs=preset.epochs, batch_size=preset.batch_size, optimizer=preset.optimizer, lr=preset.lr,
-                       weight_decay=preset.weight_decay, warmup_epochs=preset.warmup_epochs,
-                       limit_train=preset.limit_train, limit_test=preset.limit_test, device=str(dev), seed=0,
-                       channels_last=preset.channels_last)
-    log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) of {preset.model} on "
-        f"{preset.dataset}, {preset.epochs} epochs, device {dev}")
+    base = replace(preset.train, device=str(dev))
+    log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) of {base.model} on "
+        f"{base.dataset}, {base.epochs} epochs, device {dev}")
     data = build_data(base)
-    test_ds = create_dataset(preset.dataset, "test", **preset.dataset_kwargs)
+    test_ds = create_dataset(base.dataset, "test", **base.dataset_kwargs)
     n_loc = min(preset.n_localisation, len(test_ds))
     loc_images = data.eval_transform(test_ds.images[:n_loc].float().div(255)).to(dev)
     loc_labels = test_ds.labels[:n_loc].to(dev)
