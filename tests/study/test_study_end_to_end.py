@@ -50,6 +50,16 @@ def test_results_json_has_every_figure(study):
     assert res["verdict"]["label"] == "undecided"  # one seed: undecided by rule
     assert res["environment"]["torch"] and res["command"].startswith("attnlab study")
     assert (result.out / "figures" / "grid.png").is_file()
+    assert res["preset"]["train"]["epochs"] == 1 and res["budget"]["n_train"] == 128 and res["budget"]["n_test"] == 64
+    assert result.results.models["cbam"].accuracy.mean == res["models"]["cbam"]["accuracy"]["mean"]
+
+
+def test_report_states_the_budget_that_ran(study):
+    result, _ = study
+    page = " ".join(result.report.read_text().split())
+    assert "Budget run: 1 epoch, batch 32, SGD with Nesterov momentum 0.9, lr 0.05" in page
+    assert "the first 128 training images, accuracy on the first 64 test images; 1 seed." in page
+    assert "a test-sized study" in page  # run as defined: the preset's own description
 
 
 def test_rerun_reuses_finished_runs(study, tmp_path):
