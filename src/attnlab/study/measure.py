@@ -106,15 +106,17 @@ def attention_maps(model: nn.Module, images: Tensor, batch: int = 200) -> Tensor
     return torch.cat(out)
 
 
-def score_maps(maps: Tensor, boxes: Tensor, masks: Tensor) -> LocalisationScores:
-    """Localisation of ``maps`` (N, H, W) against ``boxes`` (N, 4) and ``masks`` (N, H, W)."""
+def score_maps(maps: Tensor, boxes: Tensor, masks: Tensor | None) -> LocalisationScores:
+    """Localisation of ``maps`` (N, H, W) against ``boxes`` (N, 4) and ``masks`` (N, H, W) (no PxAP without)."""
     per_image = {
         "energy_pointing_game": energy_pointing_game(maps, boxes),
         "pointing_game": pointing_game(maps, boxes).float(),
         "box_iou": box_iou_at_threshold(maps, boxes, frac=BOX_IOU_FRACTION),
     }
     mba = max_box_acc_v2(maps, boxes)
-    dataset = {"maxboxacc_v2": float(getattr(mba, "value", mba)), "pxap": float(pxap(maps, masks))}
+    dataset = {"maxboxacc_v2": float(getattr(mba, "value", mba))}
+    if masks is not None:
+        dataset["pxap"] = float(pxap(maps, masks))
     return LocalisationScores(per_image, dataset)
 
 

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..data import create_dataset
-from ..train import DataBundle, TrainConfig, build_data, latest_checkpoint, load_model, train
+from ..data import list_datasets
+from ..train import DataBundle, TensorSet, TrainConfig, build_data, latest_checkpoint, load_model, train
+from ..train.batches import to_float
 from ..train.distributed import pick_device
 from .measure import (
     PER_IMAGE,
@@ -53,12 +54,12 @@ class StudyResult:
 @dataclass
 class _ScoredSet:
     """The test images the maps are scored on: images (N, C, H, W) transformed, on the device; labels (N,);
-    boxes (N, 4); masks (N, H, W)."""
+    boxes (N, 4); masks (N, H, W), or None for data without masks (no PxAP then)."""
 
     images: Tensor
     labels: Tensor
     boxes: Tensor
-    masks: Tensor
+    masks: Tensor | None
 
 
 def _reusable(run: Path, cfg: TrainConfig) -> bool:
@@ -102,8 +103,8 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
     base = replace(preset.train, device=str(dev))
     log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) of {base.model} on "
         f"{base.dataset}, {base.epochs} epochs, device {dev}")
-    data = build_data(base)
-    scored, grid = _test_sets(base, data, preset, dev)
+    data, test = _load_data(base)
+    scored, grid = _test_sets(test, data, preset, dev)
     records, models = _train_and_score(preset, base, data, scored, grid, Path(runs_dir) if runs_dir else out / "runs",
                                        progress, log)
     log("measuring cost (parameters, FLOPs, throughput) side by side")
@@ -119,15 +120,28 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
     return StudyResult(out, report, results)
 
 
-def _test_sets(base: TrainConfig, data: DataBundle, preset: StudyPreset,
+def _load_data(base: TrainConfig) -> tuple[DataBundle, TensorSet]:
+    """The runs' data (``base``'s limits applied) and the whole test split, which carries the boxes and masks
+    the maps are scored against (localisation is not limited by ``limit_test``, which is for accuracy).
+
+    Raises:
+        ValueError: the dataset's test split has no object boxes.
+    """
+    full = build_data(replace(base, limit_test=None))
+    if full.test.boxes is None:
+        raise ValueError(f"dataset {base.dataset!r} has no object boxes: the study's localisation needs boxes (and "
+                         f"masks) on the test split; datasets with them: {', '.join(list_datasets(with_boxes=True))}")
+    return replace(full, test=full.test.head(base.limit_test)), full.test
+
+
+def _test_sets(test: TensorSet, data: DataBundle, preset: StudyPreset,
                dev: torch.device) -> tuple[_ScoredSet, GridPictures]:
-    """The test images scored for localisation, and the report's picture grid (the first of them)."""
-    test_ds = create_dataset(base.dataset, "test", **base.dataset_kwargs)
-    n_loc = min(preset.n_localisation, len(test_ds))
-    scored = _ScoredSet(data.eval_transform(test_ds.images[:n_loc].float().div(255)).to(dev),
-                        test_ds.labels[:n_loc].to(dev), test_ds.boxes[:n_loc], test_ds.get_masks(slice(0, n_loc)))
-    grid = GridPictures(images=test_ds.images[: preset.n_grid].float().div(255),
-                        titles=[data.classes[int(y)] for y in test_ds.labels[: preset.n_grid]])
+    """The first test images, scored for localisation, and the report's picture grid (the first of those)."""
+    n_loc = min(preset.n_localisation, len(test))
+    scored = _ScoredSet(data.eval_transform(to_float(test.images[:n_loc])).to(dev), test.labels[:n_loc].to(dev),
+                        test.boxes[:n_loc], None if test.masks is None else test.masks[:n_loc])
+    grid = GridPictures(images=to_float(test.images[: preset.n_grid]),
+                        titles=[data.classes[int(y)] for y in test.labels[: preset.n_grid]])
     return scored, grid
 
 
