@@ -148,3 +148,10 @@ def test_bad_choice_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--out", "r", "--optimizer", "lamb"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not _fmnist_available(), reason="Fashion-MNIST files missing")
+def test_study_on_a_dataset_without_boxes_is_one_clear_error(tmp_path, capsys):
+    assert main(["study", "--dataset", "fashion-mnist", "--out", str(tmp_path / "s"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'fashion-mnist' has no object boxes" in err and "cluttered-fashion-mnist" in err

@@ -335,9 +335,10 @@ def _add_study(p: argparse.ArgumentParser) -> None:
                                                                         "(default: the preset's)")
     from .train import TrainConfig
 
+    hints = typing.get_type_hints(TrainConfig)
     train_help = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
-    for name in ("epochs", "limit_train", "limit_test"):  # the training budget, overriding the preset's
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=None,
+    for name in ("dataset", "data_root", "epochs", "limit_train", "limit_test"):  # overriding the preset's
+        p.add_argument("--" + name.replace("_", "-"), type=_value_type(hints[name]), default=None,
                        help=f"{train_help[name]} (default: the preset's)")
     p.add_argument("--n-localisation", type=int, default=None,
                    help="test images scored for localisation (default: the preset's)")
@@ -355,6 +356,7 @@ def _run_study(args: argparse.Namespace) -> int:
         attentions = (*(attentions or preset.attentions), "non_local")
     preset = preset.with_overrides(attentions=attentions, seeds=tuple(args.seeds) if args.seeds else None,
                                    epochs=args.epochs, limit_train=args.limit_train, limit_test=args.limit_test,
+                                   dataset=args.dataset, data_root=args.data_root,
                                    n_localisation=args.n_localisation)
     result = run_study(preset, args.out, runs_dir=args.runs, device=args.device, progress=not args.no_progress,
                        command=_command())
