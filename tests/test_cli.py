@@ -63,3 +63,64 @@ def test_eval_of_a_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
 def test_train_rejects_bad_attention_kwargs(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "r"), "--attention-kwargs", "[1]"]) == 2
     assert "JSON object" in capsys.readouterr().err
+
+
+def _parse(*argv):
+    from attnlab.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(list(argv))
+    return args, _train_config(args)
+
+
+def test_train_help_shows_every_option_with_its_default(capsys):
+    from dataclasses import fields
+
+    from attnlab.train import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    flags = {"num_threads": "--threads", "augment": "--no-augment", "sync_bn": "--no-sync-bn"}
+    for f in fields(TrainConfig):
+        if f.metadata.get("cli", True):
+            assert flags.get(f.name, "--" + f.name.replace("_", "-")) in text, f.name
+    assert text.count("(default:") + text.count("by default)") >= len(fields(TrainConfig)) - 1
+    for shown in ("(default: resnet20)", "(default: 10)", "(default: 0.1)", "(default: sgd)", "(default: all)",
+                  "(default: none)", "(default: {})", "(default: False)", "torch.compile the model (off by default)"):
+        assert shown in text, shown
+
+
+def test_train_flags_build_the_config():
+    _, cfg = _parse("train", "--out", "r", "--attention", "vanilla", "--threads", "3", "--no-augment",
+                    "--no-sync-bn", "--attention-kwargs", '{"reduction": 8}', "--channels-last", "--epochs", "2",
+                    "--optimizer", "adamw", "--limit-train", "100", "--data-root", "/d")
+    assert cfg.attention is None and cfg.num_threads == 3 and not cfg.augment and not cfg.sync_bn
+    assert cfg.attention_kwargs == {"reduction": 8} and cfg.channels_last and cfg.epochs == 2
+    assert cfg.optimizer == "adamw" and cfg.limit_train == 100 and cfg.data_root == "/d"
+    args, cfg = _parse("train", "--out", "r", "--attention", "none")
+    assert cfg.attention is None and cfg.augment and cfg.sync_bn and not cfg.channels_last
+    assert args.out == "r" and not args.resume and not args.no_progress
+    from attnlab.train import TrainConfig
+
+    assert cfg == TrainConfig()  # no flag: every default of the dataclass
+    assert _parse("train", "--out", "r", "--attention", "cbam")[1].attention == "cbam"
+
+
+def test_bench_train_reuses_the_train_flags_with_its_own_defaults():
+    args, cfg = _parse("bench", "train", "--attention", "se")
+    assert cfg.epochs == 20 and cfg.channels_last and cfg.attention == "se"
+    assert args.out is None and args.run is None and not hasattr(args, "resume")
+    assert not _parse("bench", "train", "--no-channels-last")[1].channels_last
+
+
+def test_bad_choice_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--out", "r", "--optimizer", "lamb"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not _fmnist_available(), reason="Fashion-MNIST files missing")
+def test_study_on_a_dataset_without_boxes_is_one_clear_error(tmp_path, capsys):
+    assert main(["study", "--dataset", "fashion-mnist", "--out", str(tmp_path / "s"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'fashion-mnist' has no object boxes" in err and "cluttered-fashion-mnist" in err

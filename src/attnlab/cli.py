@@ -6,12 +6,17 @@ Subcommands are registered in ``COMMANDS`` (name -> (add_arguments, run)).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
+import json
 import os
 import shlex
 import sys
 import textwrap
+import types
+import typing
 from collections.abc import Callable, Sequence
+from dataclasses import Field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -265,46 +270,81 @@ def _run_cam(args: argparse.Namespace) -> int:
     print(f"grid: {res.grid}\nmaps: {res.maps}")
     return 0
 
+
+def _flag(f: Field) -> str:
+    """The command-line flag of a config field: its ``flag`` metadata, else ``--field-name``."""
+    return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+
+
+def _value_type(annotation: Any) -> type:
+    """The value type of a field annotation: ``int | None`` -> int, ``dict[str, Any]`` -> dict."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return _value_type(args[0])
+    return typing.get_origin(annotation) or annotation
+
+
+def _add_config_flags(p: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per field of the dataclass ``cls`` (``dest`` = the field name), from the fields' metadata.
+
+    Bool fields are switches (``--flag``, ``--no-flag`` to turn a True default off, or both when
+    ``negatable``); dict fields take a JSON object; every help line states the default.
+    """
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        flag, kind = _flag(f), _value_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = meta["help"].replace("%", "%%")
+        if kind is bool:
+            if meta.get("negatable"):
+                p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                               help=f"{text} (default: %(default)s)")
+            elif flag.startswith("--no-"):
+                p.add_argument(flag, dest=f.name, action="store_false", default=default,
+                               help=f"turn off: {text} (on by default)")
+            else:
+                p.add_argument(flag, dest=f.name, action="store_true", default=default, help=f"{text} (off by default)")
+            continue
+        if kind is dict:
+            default = json.dumps(default)
+        shown = meta.get("default_text", "%(default)s")
+        metavar = None if meta.get("choices") else flag[2:].upper().replace("-", "_")
+        p.add_argument(flag, dest=f.name, default=default, choices=meta.get("choices"), metavar=metavar,
+                       type=str if kind is dict or "parse" in meta else kind, help=f"{text} (default: {shown})")
+
+
+def _config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    """The ``cls`` instance that the flags of :func:`_add_config_flags` describe (fields with no flag keep
+    their defaults)."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        value = getattr(args, f.name)
+        if isinstance(value, str) and "parse" in f.metadata:
+            value = f.metadata["parse"](value)
+        elif isinstance(value, str) and _value_type(hints[f.name]) is dict:
+            value = _json_arg(value, _flag(f))
+        values[f.name] = value
+    return cls(**values)
+
+
 def _add_train(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
+    """Every ``TrainConfig`` option as a flag (see ``attnlab.train.config``), and the run's own flags."""
     from .train import TrainConfig
 
-    d = TrainConfig()
-    p.add_argument("--model", default=d.model, help="model name (attnlab.list_models())")
-    p.add_argument("--attention", default=None, help="attention module name, or none for the vanilla network")
-    p.add_argument("--attention-kwargs", default="{}",
-                   help='JSON options for the attention modules, e.g. \'{"reduction": 8}\'')
-    p.add_argument("--dataset", default=d.dataset, help="dataset name (attnlab.data.list_datasets())")
-    p.add_argument("--data-root", default=None, help="directory of the dataset files")
     if run_dir:
         p.add_argument("--out", required=True, help="run directory: checkpoints, metrics, summary")
         p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=d.amp)
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
-                   help="run the model in channels_last memory format")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--no-augment", action="store_true", help="no training augmentation")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training samples")
-    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test samples")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    _add_config_flags(p, TrainConfig)
     p.add_argument("--no-progress", action="store_true", help="no progress bar or periodic log lines")
-    p.add_argument("--no-sync-bn", action="store_true",
-                   help="under torchrun, keep per-rank BatchNorm statistics (default: synchronised over the "
-                        "global batch)")
 
 
 def _json_arg(text: str, flag: str) -> dict:
-    import json
-
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -318,17 +358,7 @@ def _train_config(args: argparse.Namespace):
     """The TrainConfig that the ``train`` arguments describe."""
     from .train import TrainConfig
 
-    attention = None if args.attention in (None, "", "none", "vanilla") else args.attention
-    config = TrainConfig(model=args.model, attention=attention,
-                         attention_kwargs=_json_arg(args.attention_kwargs, "--attention-kwargs"),
-                         dataset=args.dataset, data_root=args.data_root, epochs=args.epochs,
-                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
-                         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                         label_smoothing=args.label_smoothing, amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, augment=not args.no_augment, seed=args.seed, device=args.device,
-                         limit_train=args.limit_train, limit_test=args.limit_test, num_threads=args.threads,
-                         sync_bn=not args.no_sync_bn)
-    return config
+    return _config_from_args(TrainConfig, args)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -381,11 +411,17 @@ def _add_study(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", default=None, metavar="NAME",
                    help="variants to compare (vanilla and attention names), e.g. vanilla se cbam")
     p.add_argument("--non-local", action="store_true", help="add the Non-Local variant")
-    p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--limit-train", type=int, default=None)
-    p.add_argument("--limit-test", type=int, default=None)
-    p.add_argument("--n-localisation", type=int, default=None, help="test canvases scored for localisation")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="one training run per variant and seed "
+                                                                        "(default: the preset's)")
+    from .train import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    train_help = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
+    for name in ("dataset", "data_root", "epochs", "limit_train", "limit_test"):  # overriding the preset's
+        p.add_argument("--" + name.replace("_", "-"), type=_value_type(hints[name]), default=None,
+                       help=f"{train_help[name]} (default: the preset's)")
+    p.add_argument("--n-localisation", type=int, default=None,
+                   help="test images scored for localisation (default: the preset's)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -400,6 +436,7 @@ def _run_study(args: argparse.Namespace) -> int:
         attentions = (*(attentions or preset.attentions), "non_local")
     preset = preset.with_overrides(attentions=attentions, seeds=tuple(args.seeds) if args.seeds else None,
                                    epochs=args.epochs, limit_train=args.limit_train, limit_test=args.limit_test,
+                                   dataset=args.dataset, data_root=args.data_root,
                                    n_localisation=args.n_localisation)
     result = run_study(preset, args.out, runs_dir=args.runs, device=args.device, progress=not args.no_progress,
                        command=_command())

@@ -112,3 +112,13 @@ def test_png_and_jpeg_with_pillow(tmp_path):
     assert torch.equal(ds[1][0], torch.from_numpy(rgb[..., 0]).float().div(255).expand(3, -1, -1))
     with pytest.raises(DataError, match="z.jpg: cannot decode the image"):
         ds[2]
+
+
+def test_convert_channels_repeats_grey_and_reduces_rgb_by_luma():
+    from attnlab.data import convert_channels
+
+    grey = torch.tensor([[[10, 200]]], dtype=torch.uint8)  # (1, 1, 2)
+    assert torch.equal(convert_channels(grey, 3), grey.expand(3, 1, 2))
+    assert convert_channels(grey, 1) is grey
+    rgb = torch.tensor([[[255]], [[0]], [[0]]], dtype=torch.uint8)  # pure red
+    assert convert_channels(rgb, 1).tolist() == [[[76]]]  # round(0.299 * 255)

@@ -12,6 +12,7 @@ import pytest
 
 from attnlab.data.fashion_mnist import fashion_mnist_root
 from attnlab.study import StudyPreset, run_study
+from attnlab.train import TrainConfig
 
 pytestmark = pytest.mark.skipif(
     not (fashion_mnist_root() / "train-images-idx3-ubyte.gz").exists()
@@ -19,9 +20,11 @@ pytestmark = pytest.mark.skipif(
     reason="Fashion-MNIST files missing (apt-get install dataset-fashion-mnist)",
 )
 
-MICRO = StudyPreset(name="micro", description="a test-sized study", attentions=(None, "cbam"), seeds=(0,), epochs=1,
-                    batch_size=32, lr=0.05, limit_train=128, limit_test=64, n_localisation=32, n_grid=3,
-                    throughput_batch=8, train_batch=8, repeats=1, dataset_kwargs={"size": 512})
+MICRO = StudyPreset(name="micro", description="a test-sized study", attentions=(None, "cbam"), seeds=(0,),
+                    train=TrainConfig(dataset="cluttered-fashion-mnist", dataset_kwargs={"size": 512}, epochs=1,
+                                      batch_size=32, lr=0.05, warmup_epochs=0.3, channels_last=True,
+                                      limit_train=128, limit_test=64),
+                    n_localisation=32, n_grid=3, throughput_batch=8, train_batch=8, repeats=1)
 
 SCREENSHOT = Path(tempfile.gettempdir()) / "attnlab-report-screenshot.png"
 
@@ -47,6 +50,16 @@ def test_results_json_has_every_figure(study):
     assert res["verdict"]["label"] == "undecided"  # one seed: undecided by rule
     assert res["environment"]["torch"] and res["command"].startswith("attnlab study")
     assert (result.out / "figures" / "grid.png").is_file()
+    assert res["preset"]["train"]["epochs"] == 1 and res["budget"]["n_train"] == 128 and res["budget"]["n_test"] == 64
+    assert result.results.models["cbam"].accuracy.mean == res["models"]["cbam"]["accuracy"]["mean"]
+
+
+def test_report_states_the_budget_that_ran(study):
+    result, _ = study
+    page = " ".join(result.report.read_text().split())
+    assert "Budget run: 1 epoch, batch 32, SGD with Nesterov momentum 0.9, lr 0.05" in page
+    assert "the first 128 training images, accuracy on the first 64 test images; 1 seed." in page
+    assert "a test-sized study" in page  # run as defined: the preset's own description
 
 
 def test_rerun_reuses_finished_runs(study, tmp_path):

@@ -1,8 +1,10 @@
 from attnlab.study import decide
+from attnlab.study.stats import Interval
+from attnlab.study.verdict import PRACTICAL_MARGIN
 
 
 def g(mean, low, high):
-    return {"mean": mean, "low": low, "high": high}
+    return Interval(mean, low, high, n=3, method="test")
 
 
 def test_one_seed_is_undecided_whatever_the_images_say():
@@ -29,3 +31,15 @@ def test_mixed_is_undecided():
     v = decide({"se": g(0.05, 0.02, 0.08), "cbam": g(-0.06, -0.1, -0.01), "eca": g(0.01, -0.05, 0.08),
                 "bam": g(0.0, -0.1, 0.1)}, seeds=3)
     assert v.label == "undecided"
+
+
+def test_the_margin_is_one_parameter_and_the_rule_states_it():
+    gains = {"se": g(0.0, -0.015, 0.015), "cbam": g(0.0, -0.015, 0.015)}
+    assert decide(gains, seeds=3).label == "undecided"  # beyond the default margin
+    v = decide(gains, seeds=3, margin=0.02)
+    assert v.label == "not supported" and "±0.02" in v.text and "±0.02" in v.rule
+    assert f"±{PRACTICAL_MARGIN:g}" in decide(gains, seeds=3).rule
+
+
+def test_the_cam_method_is_named_in_the_text():
+    assert "Score-CAM energy" in decide({"se": g(0.1, 0.05, 0.2)}, seeds=1, cam="Score-CAM").text

@@ -54,3 +54,11 @@ def test_compare_grid_writes_a_png(tmp_path):
         compare_grid(images, {"x": torch.rand(2, 12, 12)}, out_path=tmp_path / "x.png")
     with pytest.raises(ValueError):
         compare_grid(images, {}, out_path=tmp_path / "x.png")
+
+
+def test_require_matplotlib_is_public():
+    import matplotlib
+
+    from attnlab.viz import require_matplotlib
+
+    assert require_matplotlib() is matplotlib

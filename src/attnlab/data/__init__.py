@@ -26,7 +26,7 @@ from .cluttered import (
 )
 from .errors import DataError, DataFileNotFoundError
 from .fashion_mnist import FASHION_MNIST_CLASSES, FashionMNIST, fashion_mnist_files, load_fashion_mnist
-from .folder import ImageFolder, decode_image, read_npy, read_pnm
+from .folder import ImageFolder, convert_channels, decode_image, read_npy, read_pnm
 from .idx import find_idx_file, read_idx, write_idx
 from .registry import create_dataset, list_datasets, register_dataset
 from .transforms import (
@@ -42,7 +42,8 @@ from .transforms import (
 __all__ = [
     "CIFAR10", "CIFAR100", "FASHION_MNIST_CLASSES", "BatchTransform", "ClutterLayout", "ClutteredFashionMNIST",
     "ClutteredSample", "ClutteredSamples", "Compose", "DataError", "DataFileNotFoundError", "FashionMNIST",
-    "ImageFolder", "Normalize", "RandomCrop", "RandomHorizontalFlip", "TensorImageDataset", "create_dataset",
+    "ImageFolder", "Normalize", "RandomCrop", "RandomHorizontalFlip", "TensorImageDataset", "convert_channels",
+    "create_dataset",
     "decode_image", "default_cache_dir", "default_transforms", "fashion_mnist_files", "find_idx_file",
     "generate_cluttered", "item_boxes", "list_datasets", "list_transform_presets", "load_cifar",
     "load_fashion_mnist", "read_idx", "read_npy", "read_pnm", "register_dataset", "sample_layout", "write_idx",

@@ -4,6 +4,11 @@ Every dataset exposes ``classes`` (names), ``num_classes``, ``in_chans`` and ``i
 model can be built from a dataset without special cases. Datasets held in memory (Fashion-MNIST,
 Cluttered Fashion-MNIST, CIFAR) also give ``images``/``labels`` tensors and ``get_batch(index)``, so a
 training loop can batch by indexing, without a Python call per item.
+
+A dataset whose images carry one located object each (Cluttered Fashion-MNIST) also gives ``boxes``
+int64 (N, 4) = (x0, y0, x1, y1), exclusive ends, and ``masks`` bool (N, H, W); on the others both are None.
+Such a dataset is registered with ``boxes=True`` (``list_datasets(with_boxes=True)``): the study scores
+where models look against them.
 """
 
 from __future__ import annotations
@@ -82,6 +87,16 @@ class TensorImageDataset(Dataset):
     def labels(self) -> Tensor:
         """All labels, int64 (N,)."""
         return self._labels
+
+    @property
+    def boxes(self) -> Tensor | None:
+        """The objects' boxes int64 (N, 4) on a dataset that has them (see the module docstring); else None."""
+        return None
+
+    @property
+    def masks(self) -> Tensor | None:
+        """The objects' masks bool (N, H, W) on a dataset that has them; else None."""
+        return None
 
     def get_batch(self, index: Tensor | Sequence[int] | slice) -> tuple[Tensor, Tensor]:
         """Images float32 (B, C, H, W) in [0, 1] (then ``transform``) and labels int64 (B,) at ``index``."""

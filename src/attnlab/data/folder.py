@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from .base import Transform
 from .errors import DataError, DataFileNotFoundError
 
-__all__ = ["ImageFolder", "decode_image", "read_npy", "read_pnm"]
+__all__ = ["ImageFolder", "convert_channels", "decode_image", "read_npy", "read_pnm"]
 
 NATIVE_EXTENSIONS = (".npy", ".pgm", ".ppm", ".pnm")
 PIL_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -126,8 +126,9 @@ def decode_image(path: str | os.PathLike) -> Tensor:
     raise DataError(f"{path}: unsupported image type {ext!r}")
 
 
-def _convert(x: Tensor, channels: int) -> Tensor:
-    """(C, H, W) uint8 -> (channels, H, W): grey is repeated, RGB is reduced by ITU-R 601 luma."""
+def convert_channels(x: Tensor, channels: int) -> Tensor:
+    """An image with ``channels`` channels: (C, H, W) uint8 -> (channels, H, W) uint8, grey repeated to RGB, RGB
+    reduced to grey by ITU-R 601 luma (an image that has them already is returned as it is)."""
     if x.shape[0] == channels:
         return x
     if channels == 3:
@@ -204,7 +205,7 @@ class ImageFolder(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         path, label = self.samples[i]
-        x = _convert(decode_image(path), self._channels).float().div_(255)  # (C, H, W)
+        x = convert_channels(decode_image(path), self._channels).float().div_(255)  # (C, H, W)
         if self.transform is not None:
             x = self.transform(x)
         return x, label

@@ -25,21 +25,30 @@ __all__ = ["create_dataset", "list_datasets", "register_dataset"]
 
 Factory = Callable[..., Dataset]
 _REGISTRY: dict[str, Factory] = {}
+_WITH_BOXES: set[str] = set()
 
 
-def register_dataset(name: str, factory: Factory) -> Factory:
+def register_dataset(name: str, factory: Factory, *, boxes: bool = False) -> Factory:
     """Register ``factory(split, root, **kwargs) -> Dataset`` under ``name``.
+
+    Args:
+        name: the dataset's name (lower case).
+        factory: builds one split.
+        boxes: the datasets it builds carry object ``boxes`` and ``masks`` (see :mod:`attnlab.data.base`).
 
     Raises:
         ValueError: ``name`` is empty or not lower case, or already registered to another factory
             (see :func:`attnlab.names.register`).
     """
-    return register(_REGISTRY, name, factory, "dataset")
+    register(_REGISTRY, name, factory, "dataset")
+    if boxes:
+        _WITH_BOXES.add(name)
+    return factory
 
 
-def list_datasets() -> list[str]:
-    """Sorted names of every registered dataset."""
-    return sorted(_REGISTRY)
+def list_datasets(*, with_boxes: bool = False) -> list[str]:
+    """Sorted names of every registered dataset (only those with object boxes and masks when ``with_boxes``)."""
+    return sorted(n for n in _REGISTRY if n in _WITH_BOXES or not with_boxes)
 
 
 def create_dataset(name: str, split: str | None = "train", root: str | os.PathLike | None = None,
@@ -63,7 +72,8 @@ def _image_folder(split: str | None, root: str | os.PathLike | None, **kwargs) -
 
 
 register_dataset("fashion-mnist", lambda split, root, **kw: FashionMNIST(root, split, **kw))
-register_dataset("cluttered-fashion-mnist", lambda split, root, **kw: ClutteredFashionMNIST(root, split, **kw))
+register_dataset("cluttered-fashion-mnist", lambda split, root, **kw: ClutteredFashionMNIST(root, split, **kw),
+                 boxes=True)
 register_dataset("cifar10", lambda split, root, **kw: CIFAR10(root, split, **kw))
 register_dataset("cifar100", lambda split, root, **kw: CIFAR100(root, split, **kw))
 register_dataset("image-folder", _image_folder)

@@ -2,7 +2,11 @@
 write a report with a verdict on the seed's claim. Floor 5: the only place that knows about everything."""
 
 from .presets import PRESETS, StudyPreset, get_preset
-from .runner import StudyResult, run_study, variant_name
-from .verdict import Verdict, decide
+from .results import Environment, GridPictures, ModelRow, RunRecord, StudyResults, variant_name
+from .runner import StudyResult, run_study
+from .stats import Interval
+from .verdict import PRACTICAL_MARGIN, Verdict, decide
 
-__all__ = ["PRESETS", "StudyPreset", "StudyResult", "Verdict", "decide", "get_preset", "run_study", "variant_name"]
+__all__ = ["PRACTICAL_MARGIN", "PRESETS", "Environment", "GridPictures", "Interval", "ModelRow", "RunRecord",
+           "StudyPreset", "StudyResult", "StudyResults", "Verdict", "decide", "get_preset", "run_study",
+           "variant_name"]

@@ -13,8 +13,7 @@ import torch
 from torch import Tensor
 
 from ..cam import create_cam
-from ..data import create_dataset, default_transforms, list_datasets
-from ..data.folder import _convert, decode_image
+from ..data import convert_channels, create_dataset, decode_image, default_transforms, list_datasets
 from ..train import load_checkpoint, model_from_checkpoint
 from ..train.distributed import pick_device
 from ..viz import compare_grid
@@ -42,7 +41,7 @@ def load_images(source: str, n: int, channels: int, split: str = "test") -> tupl
         images = ds.images[:n] if hasattr(ds, "images") else torch.stack([ds[i][0] for i in range(min(n, len(ds)))])
         labels = ds.labels[:n] if hasattr(ds, "labels") else None
         titles = [ds.classes[int(y)] for y in labels] if labels is not None else [str(i) for i in range(len(images))]
-        return torch.stack([_convert(im, channels) for im in images]), titles, labels
+        return torch.stack([convert_channels(im, channels) for im in images]), titles, labels
     path = Path(source)
     if path.is_file():
         files = [path]
@@ -53,7 +52,7 @@ def load_images(source: str, n: int, channels: int, split: str = "test") -> tupl
     else:
         raise FileNotFoundError(f"{source!r} is neither a dataset ({', '.join(list_datasets())}) nor an image file "
                                 "or folder")
-    decoded = [_convert(decode_image(f), channels) for f in files]
+    decoded = [convert_channels(decode_image(f), channels) for f in files]
     sizes = {tuple(im.shape[1:]) for im in decoded}
     if len(sizes) > 1:
         raise ValueError(f"the images have different sizes {sorted(sizes)}; give images of one size")

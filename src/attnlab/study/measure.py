@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -13,9 +13,52 @@ from ..benchtools import count_flops, time_paired
 from ..cam import capture_attention, create_cam, normalize_maps
 from ..metrics import box_iou_at_threshold, energy_pointing_game, max_box_acc_v2, pointing_game, pxap
 
-__all__ = ["LocalisationScores", "cam_maps", "attention_maps", "score_maps", "measure_cost"]
+__all__ = ["BOX_IOU_FRACTION", "CAM_TITLES", "Cost", "LocalisationScores", "METRIC_LABELS", "TRAIN_STEP",
+           "attention_maps", "cam_maps", "cam_title", "measure_cost", "score_maps"]
 
 PER_IMAGE = ("energy_pointing_game", "pointing_game", "box_iou")
+#: The box IoU's binarisation threshold, as a fraction of each map's maximum (the Grad-CAM paper's 15%).
+BOX_IOU_FRACTION = 0.15
+#: Every localisation figure :func:`score_maps` gives, by key, as a report names it.
+METRIC_LABELS = {
+    "energy_pointing_game": "energy pointing game",
+    "pointing_game": "pointing game",
+    "box_iou": f"box IoU ({BOX_IOU_FRACTION:.0%} of max)",
+    "maxboxacc_v2": "MaxBoxAccV2",
+    "pxap": "PxAP",
+}
+#: The papers' names of the CAM methods (``attnlab.cam.list_cams()``).
+CAM_TITLES = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "xgradcam": "XGrad-CAM", "hirescam": "HiResCAM",
+              "layercam": "LayerCAM", "scorecam": "Score-CAM", "eigencam": "Eigen-CAM"}
+#: What :func:`measure_cost` times as one training step.
+TRAIN_STEP = "forward, backward and an SGD step"
+
+
+def cam_title(method: str) -> str:
+    """A CAM method's name as its paper writes it (``gradcam`` -> ``Grad-CAM``); the registry name otherwise."""
+    return CAM_TITLES.get(method, method)
+
+
+@dataclass
+class Cost:
+    """What one model costs, measured side by side with the others.
+
+    Attributes:
+        params: parameters.
+        mflops: MFLOPs of one forward pass on one image.
+        infer_img_s, train_img_s: inference and training-step throughput (images per second).
+        infer_time_ratio, train_time_ratio: time over the baseline's in the same rounds (None without one).
+    """
+
+    params: int
+    mflops: float
+    infer_img_s: float
+    train_img_s: float
+    infer_time_ratio: float | None = None
+    train_time_ratio: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -23,7 +66,8 @@ class LocalisationScores:
     """Scores of one set of maps against the ground truth.
 
     Attributes:
-        per_image: metric -> (N,) values (energy pointing game, pointing game, box IoU at 15% of the max).
+        per_image: metric -> (N,) values (energy pointing game, pointing game, box IoU at ``BOX_IOU_FRACTION``
+            of the max).
         dataset: MaxBoxAccV2 (mean over IoU 0.3/0.5/0.7, each at its best threshold) and PxAP.
     """
 
@@ -62,15 +106,17 @@ def attention_maps(model: nn.Module, images: Tensor, batch: int = 200) -> Tensor
     return torch.cat(out)
 
 
-def score_maps(maps: Tensor, boxes: Tensor, masks: Tensor) -> LocalisationScores:
-    """Localisation of ``maps`` (N, H, W) against ``boxes`` (N, 4) and ``masks`` (N, H, W)."""
+def score_maps(maps: Tensor, boxes: Tensor, masks: Tensor | None) -> LocalisationScores:
+    """Localisation of ``maps`` (N, H, W) against ``boxes`` (N, 4) and ``masks`` (N, H, W) (no PxAP without)."""
     per_image = {
         "energy_pointing_game": energy_pointing_game(maps, boxes),
         "pointing_game": pointing_game(maps, boxes).float(),
-        "box_iou": box_iou_at_threshold(maps, boxes),
+        "box_iou": box_iou_at_threshold(maps, boxes, frac=BOX_IOU_FRACTION),
     }
     mba = max_box_acc_v2(maps, boxes)
-    dataset = {"maxboxacc_v2": float(getattr(mba, "value", mba)), "pxap": float(pxap(maps, masks))}
+    dataset = {"maxboxacc_v2": float(getattr(mba, "value", mba))}
+    if masks is not None:
+        dataset["pxap"] = float(pxap(maps, masks))
     return LocalisationScores(per_image, dataset)
 
 
@@ -85,33 +131,34 @@ def _train_step(model: nn.Module, x: Tensor, y: Tensor, opt: torch.optim.Optimiz
 
 def measure_cost(models: dict[str, nn.Module], input_shape: tuple[int, int, int], num_classes: int,
                  device: torch.device, batch: int = 64, train_batch: int = 32, repeats: int = 5,
-                 baseline: str = "vanilla") -> dict[str, dict[str, Any]]:
+                 baseline: str = "vanilla") -> dict[str, Cost]:
     """Parameters, FLOPs, and inference / training-step throughput of every model, measured side by side.
 
     Throughput is timed in paired rounds (every model once per round, median over rounds) on copies of the
     models, so the trained weights and BN statistics are not touched; ratios are to ``baseline``.
+
+    Args:
+        models: name -> trained model.
+        input_shape: (C, H, W) of one input.
     """
     import copy
 
     x = torch.randn(batch, *input_shape, device=device)
     xt = torch.randn(train_batch, *input_shape, device=device)
     yt = torch.randint(0, num_classes, (train_batch,), device=device)
-    infer, trainers, result = {}, {}, {}
+    infer, trainers, sizes = {}, {}, {}
     for name, m in models.items():
         m = m.eval()
         infer[name] = (lambda m=m: m(x))
         tm = copy.deepcopy(m).train()
         trainers[name] = _train_step(tm, xt, yt, torch.optim.SGD(tm.parameters(), lr=1e-3, momentum=0.9))
-        result[name] = {"params": sum(p.numel() for p in m.parameters()),
-                        "mflops": count_flops(lambda m=m: m(x[:1])) / 1e6}
+        sizes[name] = (sum(p.numel() for p in m.parameters()), count_flops(lambda m=m: m(x[:1])) / 1e6)
     with torch.no_grad():
         t_inf = time_paired(infer, repeats=repeats, warmup=1, device=device)
     t_tr = time_paired(trainers, repeats=repeats, warmup=1, device=device)
-    for name in models:
-        r = result[name]
-        r["infer_img_s"] = batch / t_inf.median(name)
-        r["train_img_s"] = train_batch / t_tr.median(name)
-        if baseline in models:
-            r["infer_time_ratio"] = t_inf.ratio(name, baseline)
-            r["train_time_ratio"] = t_tr.ratio(name, baseline)
-    return result
+    has_base = baseline in models
+    return {name: Cost(params=sizes[name][0], mflops=sizes[name][1], infer_img_s=batch / t_inf.median(name),
+                       train_img_s=train_batch / t_tr.median(name),
+                       infer_time_ratio=t_inf.ratio(name, baseline) if has_base else None,
+                       train_time_ratio=t_tr.ratio(name, baseline) if has_base else None)
+            for name in models}

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ..train import TrainConfig
+
 __all__ = ["StudyPreset", "PRESETS", "get_preset"]
+
+
+def _study_training() -> TrainConfig:
+    """The default training budget of a study (a preset usually states its own)."""
+    return TrainConfig(dataset="cluttered-fashion-mnist", epochs=2, batch_size=64, lr=0.05, warmup_epochs=0.3,
+                       channels_last=True)
 
 
 @dataclass(frozen=True)
@@ -13,50 +21,69 @@ class StudyPreset:
     """One study's setup. Every model variant gets the same backbone, seeds, data order and budget.
 
     Attributes:
+        name: the preset's name (``attnlab study --preset NAME``).
+        description: what the preset is for, in a sentence.
+        train: the training budget and data of every run (model, dataset, epochs, batch size, optimiser,
+            limits, ...); each run replaces its ``attention``, ``seed`` and ``device``.
         attentions: the variants; None is the vanilla network.
         seeds: one training run per (variant, seed).
-        epochs, batch_size, lr, optimizer, weight_decay, warmup_epochs: the training budget (SGD, cosine).
-        channels_last: train in channels_last memory format (1.2x to 1.4x faster on CPU with oneDNN).
-        limit_train: train on the first N training canvases (None: all).
-        limit_test: accuracy on the first N test canvases (None: all).
-        n_localisation: test canvases on which maps are scored against the boxes and masks.
-        n_grid: test canvases shown in the report's picture grid.
+        n_localisation: test images on which maps are scored against the boxes and masks.
+        n_grid: test images shown in the report's picture grid.
         cam_method: the CAM family member scored (see ``attnlab.cam.list_cams``).
         throughput_batch, train_batch, repeats: the cost measurements (paired rounds, median).
+        original: the preset as defined, when this one is a copy changed by :meth:`with_overrides`.
     """
 
     name: str
     description: str
-    dataset: str = "cluttered-fashion-mnist"
-    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-    model: str = "resnet20"
+    train: TrainConfig = field(default_factory=_study_training)
     attentions: tuple[str | None, ...] = (None, "se", "cbam", "bam", "eca")
     seeds: tuple[int, ...] = (0,)
-    epochs: int = 2
-    batch_size: int = 64
-    lr: float = 0.05
-    optimizer: str = "sgd"
-    channels_last: bool = True
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 0.3
-    limit_train: int | None = None
-    limit_test: int | None = None
     n_localisation: int = 1000
     n_grid: int = 6
     cam_method: str = "gradcam"
     throughput_batch: int = 64
     train_batch: int = 32
     repeats: int = 5
+    original: StudyPreset | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        """JSON-ready fields (the training config nested under ``train``), and ``overrides``: each field changed
+        from the preset as defined, as {"preset": value, "run": value}."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("train", "original")}
         d["attentions"] = list(self.attentions)
         d["seeds"] = list(self.seeds)
+        d["train"] = self.train.to_dict()
+        d["overrides"] = {k: {"preset": a, "run": b} for k, (a, b) in self.overrides().items()}
         return d
 
     def with_overrides(self, **changes: Any) -> StudyPreset:
-        """A copy with the given fields changed (None values are ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with the given fields changed, study fields (``seeds``, ...) and training fields (``epochs``,
+        ``limit_train``, ...) alike; None values are ignored.
+
+        Raises:
+            TypeError: a name that is neither a study nor a training field.
+        """
+        changes = {k: v for k, v in changes.items() if v is not None}
+        train_names = {f.name for f in fields(TrainConfig)}
+        own = {f.name for f in fields(self)} - {"train", "original"}
+        unknown = sorted(set(changes) - train_names - own)
+        if unknown:
+            raise TypeError(f"unknown study preset field(s) {', '.join(unknown)}")
+        train = replace(self.train, **{k: v for k, v in changes.items() if k in train_names})
+        return replace(self, train=train, original=self.original or self,
+                       **{k: v for k, v in changes.items() if k in own})
+
+    def overrides(self) -> dict[str, tuple[Any, Any]]:
+        """Field -> (value in the preset as defined, value here) for every field changed by
+        :meth:`with_overrides` (training fields by their own names, e.g. ``epochs``)."""
+        if self.original is None:
+            return {}
+        a, b = self.original, self
+        changed = {f.name: (getattr(a.train, f.name), getattr(b.train, f.name)) for f in fields(TrainConfig)}
+        changed.update({f.name: (getattr(a, f.name), getattr(b, f.name)) for f in fields(self)
+                        if f.name not in ("train", "original")})
+        return {k: v for k, v in changed.items() if v[0] != v[1]}
 
 
 PRESETS: dict[str, StudyPreset] = {
@@ -65,13 +92,14 @@ PRESETS: dict[str, StudyPreset] = {
         description="all five models end to end in minutes on a 2-core CPU: a short schedule on a subset of the "
                     "training canvases, one seed; enough to see accuracy well above chance and to exercise every "
                     "measurement, not enough to settle the claim",
-        seeds=(0,), epochs=2, batch_size=64, lr=0.08, warmup_epochs=0.2, limit_train=5000, limit_test=1000,
-        n_localisation=500, n_grid=6, repeats=3),
+        train=replace(_study_training(), epochs=2, batch_size=64, lr=0.08, warmup_epochs=0.2, limit_train=5000,
+                      limit_test=1000),
+        seeds=(0,), n_localisation=500, n_grid=6, repeats=3),
     "full": StudyPreset(
         name="full",
         description="a paper-like schedule on all 60,000 training canvases with three seeds, meant for a GPU",
-        seeds=(0, 1, 2), epochs=30, batch_size=128, lr=0.1, warmup_epochs=1.0, limit_train=None, limit_test=None,
-        n_localisation=10000, n_grid=8, repeats=7),
+        train=replace(_study_training(), epochs=30, batch_size=128, lr=0.1, warmup_epochs=1.0),
+        seeds=(0, 1, 2), n_localisation=10000, n_grid=8, repeats=7),
 }
 
 

@@ -6,20 +6,19 @@ import base64
 import html
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_write_text
+from ..train.optim import describe_optimizer, describe_schedule
+from .measure import BOX_IOU_FRACTION, METRIC_LABELS, TRAIN_STEP
+from .results import GridPictures, StudyResults, variant_name
+from .stats import Interval
 
 __all__ = ["write_report"]
 
-METRIC_LABELS = {
-    "energy_pointing_game": "energy pointing game",
-    "pointing_game": "pointing game",
-    "box_iou": "box IoU (15% of max)",
-    "maxboxacc_v2": "MaxBoxAccV2",
-    "pxap": "PxAP",
-}
+Figure = Callable[[str, str], str]  # (figure key, caption) -> the <figure> element, or "" when it was not drawn
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -58,67 +57,62 @@ def _num(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
-def _ci(d: dict[str, float] | None, digits: int = 3) -> str:
-    if not d:
+def _ci(d: Interval | None, digits: int = 3) -> str:
+    if d is None:
         return "–"
-    if math.isnan(d.get("low", float("nan"))):
-        return _num(d["mean"], digits)
-    return f"{_num(d['mean'], digits)} <span class='small'>[{_num(d['low'], digits)}, {_num(d['high'], digits)}]</span>"
+    if not d.has_bounds:
+        return _num(d.mean, digits)
+    return f"{_num(d.mean, digits)} <span class='small'>[{_num(d.low, digits)}, {_num(d.high, digits)}]</span>"
 
 
 def _png_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _bar_chart(path: Path, title: str, series: dict[str, dict[str, float] | None], ylabel: str) -> Path | None:
-    from ..viz.overlay import _mpl
+def _bar_chart(path: Path, title: str, series: dict[str, Interval | None], ylabel: str) -> Path | None:
+    from ..viz import require_matplotlib
 
-    mpl = _mpl()
+    require_matplotlib()
     from matplotlib.figure import Figure
 
     names = [n for n, d in series.items() if d]
     if not names:
         return None
-    means = [series[n]["mean"] for n in names]
-    lows = [series[n]["mean"] - series[n]["low"] if not math.isnan(series[n]["low"]) else 0 for n in names]
-    highs = [series[n]["high"] - series[n]["mean"] if not math.isnan(series[n]["high"]) else 0 for n in names]
+    bars = [series[n] for n in names]
+    lows = [b.mean - b.low if b.has_bounds else 0 for b in bars]
+    highs = [b.high - b.mean if b.has_bounds else 0 for b in bars]
     fig = Figure(figsize=(6, 3.2), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     colors = ["#8a94a6" if n == "vanilla" else "#3b7dd8" for n in names]
-    ax.bar(names, means, yerr=[lows, highs], capsize=4, color=colors)
+    ax.bar(names, [b.mean for b in bars], yerr=[lows, highs], capsize=4, color=colors)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    del mpl
     return path
 
 
-def _figures(out: Path, results: dict[str, Any], grid: dict[str, Any]) -> dict[str, Path]:
+def _figures(out: Path, results: StudyResults, grid: GridPictures) -> dict[str, Path]:
+    """The PNG figures under ``OUT/figures``, by key (a chart with nothing to show is left out)."""
     from ..viz import compare_grid
 
-    figs: dict[str, Path] = {}
-    fdir = out / "figures"
-    models = results["models"]
-    acc = _bar_chart(fdir / "accuracy.png", "Test accuracy (95% interval)",
-                     {n: m["accuracy"] for n, m in models.items()}, "accuracy")
-    if acc:
-        figs["accuracy"] = acc
-    epg = _bar_chart(fdir / "gradcam_epg.png", "Grad-CAM energy inside the object's box (95% interval)",
-                     {n: (m["gradcam"] or {}).get("energy_pointing_game") for n, m in models.items()},
-                     "energy pointing game")
-    if epg:
-        figs["gradcam_epg"] = epg
-    att = _bar_chart(fdir / "attention_epg.png", "Attention maps: energy inside the object's box (95% interval)",
-                     {n: (m["attention"] or {}).get("energy_pointing_game") for n, m in models.items()
-                      if m["attention"]}, "energy pointing game")
-    if att:
-        figs["attention_epg"] = att
-    if grid["maps"]:
-        figs["grid"] = compare_grid(grid["images"], grid["maps"], titles=grid["titles"], out_path=fdir / "grid.png",
-                                    suptitle="Same test canvases: Grad-CAM (ground-truth class) and attention maps",
+    fdir, models, cam = out / "figures", results.models, results.cam
+    primary = METRIC_LABELS[results.primary_metric]
+    charts = {
+        "accuracy": ("Test accuracy (95% interval)", {n: m.accuracy for n, m in models.items()}, "accuracy"),
+        "gradcam_epg": (f"{cam}: {primary} (95% interval)",
+                        {n: m.cam.get(results.primary_metric) for n, m in models.items()}, primary),
+        "attention_epg": (f"Attention maps: {primary} (95% interval)",
+                          {n: m.attention.get(results.primary_metric) for n, m in models.items() if m.attention},
+                          primary),
+    }
+    figs = {key: _bar_chart(fdir / f"{key}.png", *chart) for key, chart in charts.items()}
+    figs = {key: path for key, path in figs.items() if path}
+    if grid.maps:
+        figs["grid"] = compare_grid(grid.images, grid.maps, titles=grid.titles, out_path=fdir / "grid.png",
+                                    suptitle=f"Same test images: {cam} (ground-truth class) and attention maps",
                                     cell_size=1.6)
     return figs
 
@@ -129,101 +123,164 @@ def _table(table_id: str, head: list[str], rows: list[list[str]]) -> str:
     return f"<table id='{table_id}'><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _results_tables(results: dict[str, Any]) -> str:
-    """Two tables: accuracy and cost; localisation of Grad-CAM and of the attention maps."""
+def _results_tables(results: StudyResults) -> str:
+    """Two tables: accuracy and cost; localisation of the CAM maps and of the attention maps."""
     cost_rows, loc_rows = [], []
-    for name, m in results["models"].items():
-        c, g, a = m["cost"], m["gradcam"] or {}, m["attention"] or {}
-        cost_rows.append([_e(name), _ci(m["accuracy"]), _num(c.get("params")), _num(c.get("mflops"), 1),
-                          _num(c.get("infer_img_s"), 0), _num(c.get("infer_time_ratio"), 2),
-                          _num(c.get("train_img_s"), 0), _num(c.get("train_time_ratio"), 2),
-                          _num(m.get("seconds_per_epoch"), 1)])
-        for kind, d in (("Grad-CAM", g), ("attention map", a)):
+    for name, m in results.models.items():
+        c = m.cost
+        cost_rows.append([_e(name), _ci(m.accuracy)] + [
+            _num(getattr(c, k, None), d) for k, d in (("params", 0), ("mflops", 1), ("infer_img_s", 0),
+                                                      ("infer_time_ratio", 2), ("train_img_s", 0),
+                                                      ("train_time_ratio", 2))] + [_num(m.seconds_per_epoch, 1)])
+        for kind, d in ((results.cam, m.cam), ("attention map", m.attention)):
             if d:
-                loc_rows.append([_e(name), kind] + [_ci(d.get(k)) for k in METRIC_LABELS])
+                loc_rows.append([_e(name), _e(kind)] + [_ci(d.get(k)) for k in METRIC_LABELS])
     cost = _table("results", ["model", "test accuracy", "params", "MFLOPs", "inference img/s",
                               "inference time ×vanilla", "training img/s", "training step ×vanilla", "s/epoch"], cost_rows)
     loc = _table("localisation", ["model", "map", *METRIC_LABELS.values()], loc_rows)
     return f"<h3>Accuracy and cost</h3>{cost}<h3>Localisation against the ground-truth boxes and masks</h3>{loc}"
 
 
-def _gains_table(results: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{_e(n)}</td><td>{_ci(g)}</td><td>{_e(g.get('interval', ''))}</td></tr>"
-                   for n, g in results["gains_vs_vanilla"].items())
-    return ("<table id='gains'><thead><tr><th>model</th><th>gain in Grad-CAM energy pointing game over vanilla</th>"
-            f"<th>interval</th></tr></thead><tbody>{rows}</tbody></table>")
+def _gains_table(results: StudyResults) -> str:
+    rows = "".join(f"<tr><td>{_e(n)}</td><td>{_ci(g)}</td><td>{_e(g.method)}</td></tr>"
+                   for n, g in results.gains.items())
+    return (f"<table id='gains'><thead><tr><th>model</th><th>gain in {_e(results.cam)} "
+            f"{_e(METRIC_LABELS[results.primary_metric])} over vanilla</th><th>interval</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
-def write_report(out: str | os.PathLike, results: dict[str, Any], grid: dict[str, Any]) -> Path:
-    """Write ``OUT/index.html`` (self-contained) and ``OUT/figures/*.png``; returns the page's path."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    figs = _figures(out, results, grid)
-    p, env, v = results["preset"], results["environment"], results["verdict"]
-    klass = v["label"].replace(" ", "-")
-    variants = ", ".join("vanilla" if a is None else a for a in p["attentions"])
-    budget = (f"{p['epochs']} epochs, batch {p['batch_size']}, SGD (Nesterov, momentum 0.9) lr {p['lr']} with "
-              f"{p['warmup_epochs']} warm-up epochs then cosine decay, weight decay {p['weight_decay']} "
-              "(not on norm/bias)")
-    limit = "all" if p["limit_train"] is None else f"the first {p['limit_train']:,}"
-    limit_t = "all" if p["limit_test"] is None else f"the first {p['limit_test']:,}"
+def _shown(key: str, value: Any) -> str:
+    """A preset or training value as the page shows it."""
+    if value is None:
+        return "all" if key.startswith("limit") else "none"
+    if key == "attentions":
+        return ", ".join(variant_name(a) for a in value)
+    if isinstance(value, tuple | list):
+        return ", ".join(map(str, value))
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
+
+def _budget(results: StudyResults) -> str:
+    """The training budget every run had, in words: epochs, batch, optimiser, schedule, data."""
+    t = results.train
+    words = (f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}, batch {t.batch_size}, {describe_optimizer(t.optimizer, t.lr, t.momentum, t.weight_decay)}"
+             f"; {describe_schedule(t.warmup_epochs)}")
+    if t.label_smoothing:
+        words += f"; label smoothing {t.label_smoothing:g}"
+    return words + ("; training augmentation" if t.augment else "; no training augmentation")
+
+
+def _data_line(results: StudyResults) -> str:
+    t = results.train
+    train = f"the first {results.n_train:,}" if t.limit_train else f"all {results.n_train:,}"
+    test = f"the first {results.n_test:,}" if t.limit_test else f"all {results.n_test:,}"
+    return f"{train} training images, accuracy on {test} test images"
+
+
+def _header(results: StudyResults) -> str:
+    """The title, the preset (its description only when it ran as defined) and the budget actually run."""
+    p = results.preset
+    changed = p.overrides()
+    if changed:
+        what = "; ".join(f"{_e(k)} {_e(_shown(k, b))} (preset: {_e(_shown(k, a))})" for k, (a, b) in changed.items())
+        preset = f"preset <b>{_e(p.name)}</b>, changed for this run: {what}"
+    else:
+        preset = f"preset <b>{_e(p.name)}</b> ({_e(p.description)})"
+    return (f"<h1>Does attention make a CNN look at the object?</h1>\n<p class='small'>attnlab study, {preset}.</p>\n"
+            f"<p class='small' id='budget'>Budget run: {_e(_budget(results))}; {_e(_data_line(results))}; "
+            f"{results.seeds} seed{'s' if results.seeds > 1 else ''}.</p>")
+
+
+def _question(results: StudyResults) -> str:
+    cam = _e(results.cam)
+    return f"""<h2>The question</h2>
+<p>The tutorial that started attnlab closes on an observation: <i>attention models tend to focus more tightly on
+the target object and ignore background clutter compared to vanilla CNNs.</i> This study tests it on
+{_e(results.train.dataset)}, whose test images carry the ground-truth box and mask of their object. The primary
+measure is the <b>energy-based pointing game</b> of {cam} for the true class: the fraction of the map's energy inside
+the object's box (Wang et al. 2020). The pointing game, the box IoU of the thresholded map (Grad-CAM protocol,
+threshold at {BOX_IOU_FRACTION:.0%} of the maximum), MaxBoxAccV2 and PxAP (Choe et al. 2020) are reported beside it, for {cam} and for the
+modules' own spatial attention maps where a module has one.</p>"""
+
+
+def _verdict_section(results: StudyResults) -> str:
+    v = results.verdict
+    return f"""<h2>Verdict</h2>
+<div class="verdict {v.label.replace(' ', '-')}" id="verdict"><b>{_e(v.label.capitalize())}.</b> {_e(v.text)}</div>
+{_gains_table(results)}
+<p class="small">{_e(v.rule)}</p>"""
+
+
+def _results_section(results: StudyResults, fig: Figure) -> str:
+    p, cam = results.preset, results.cam
+    methods = {"accuracy": {m.accuracy.method for m in results.models.values()},
+               "localisation": {i.method for m in results.models.values() for i in m.cam.values()}}
+    intervals = "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in methods.items() if v)
+    return f"""<h2>Results</h2>
+{_results_tables(results)}
+<p class="small">Intervals in brackets: {_e(intervals)}.
+Localisation is scored on {results.n_localisation:,} test images. Throughput was measured side by side in
+one process (paired rounds, median of {p.repeats}), inference at batch {p.throughput_batch} and training steps
+({_e(TRAIN_STEP)}) at batch {p.train_batch}; "×vanilla" is the time ratio to the vanilla network.</p>
+{fig('accuracy', 'Test accuracy of each model.')}
+{fig('gradcam_epg', f'{cam} energy pointing game: the share of the map inside the object box (higher: tighter on '
+                    'the object).')}
+{fig('attention_epg', "The modules' own spatial maps (mean over the network's attention modules), same measure.")}
+
+<h2>Where the networks look</h2>
+{fig('grid', f'Rows: the same test images. Columns: the input, then each model’s {cam} for the true class and, '
+             'for modules with a spatial map, the mean attention map.')}"""
+
+
+def _setup_section(results: StudyResults) -> str:
+    p, t, env = results.preset, results.train, results.environment
+    rows = [("data", f"{t.dataset}{' ' + str(t.dataset_kwargs) if t.dataset_kwargs else ''}: {_data_line(results)}"),
+            ("models", f"{t.model} with {_shown('attentions', p.attentions)} (same backbone, seeds, data order "
+                       "and budget)"),
+            ("budget", _budget(results)), ("seeds", _shown("seeds", p.seeds)),
+            ("machine", f"{env.machine}; {env.platform}"),
+            ("versions", f"attnlab {env.attnlab}, torch {env.torch}, python {env.python}")]
+    body = "".join(f"<tr><td>{k}</td><td>{_e(v)}</td></tr>" for k, v in rows)
+    return f"""<h2>Setup</h2>
+<table id="setup"><tbody>{body}
+<tr><td>command</td><td><code>{_e(results.command)}</code></td></tr>
+<tr><td>wall-clock</td><td>{results.wall_seconds:.0f} s</td></tr>
+</tbody></table>
+<p class="small">Every figure is also in <code>results.json</code> beside this page.</p>"""
+
+
+def _figure_html(figs: dict[str, Path]) -> Figure:
     def fig(key: str, caption: str) -> str:
         if key not in figs:
             return ""
         return (f"<figure><img src='{_png_uri(figs[key])}' alt='{_e(caption)}'>"
                 f"<figcaption>{_e(caption)}</figcaption></figure>")
 
+    return fig
+
+
+def write_report(out: str | os.PathLike, results: StudyResults, grid: GridPictures) -> Path:
+    """Write ``OUT/index.html`` (self-contained) and ``OUT/figures/*.png``; returns the page's path.
+
+    Every fact the page states is read from ``results`` (the preset and budget that ran, the optimiser, the
+    verdict and its rule, the intervals' methods) and ``grid`` (the pictures of the same test images).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig = _figure_html(_figures(out, results, grid))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>attnlab study: does attention look at the object?</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
 <body>
-<h1>Does attention make a CNN look at the object?</h1>
-<p class="small">attnlab study, preset <b>{_e(p['name'])}</b> ({_e(p['description'])}).</p>
+{_header(results)}
 
-<h2>The question</h2>
-<p>The tutorial that started attnlab closes on an observation: <i>attention models tend to focus more tightly on
-the target object and ignore background clutter compared to vanilla CNNs.</i> This study tests it on Cluttered
-Fashion-MNIST, where every test canvas carries the ground-truth box and mask of its one object among clutter made
-of fragments of other items. The primary measure is the <b>energy-based pointing game</b> of Grad-CAM for the
-true class: the fraction of the map's energy inside the object's box (Wang et al. 2020). The pointing game, the
-box IoU of the thresholded map (Grad-CAM protocol, 15% of the maximum), MaxBoxAccV2 and PxAP (Choe et al. 2020)
-are reported beside it, for Grad-CAM and for the modules' own spatial attention maps where a module has one.</p>
+{_question(results)}
 
-<h2>Verdict</h2>
-<div class="verdict {klass}" id="verdict"><b>{_e(v['label'].capitalize())}.</b> {_e(v['text'])}</div>
-{_gains_table(results)}
-<p class="small">Decision rule: with two or more seeds, the claim is supported when a majority of the attention
-models gain significantly (95% Student-t interval over seeds above zero), not supported when a majority lose
-significantly or show no practical difference (interval within ±0.01); otherwise undecided. One seed cannot
-separate attention from run-to-run variation, so a one-seed study is undecided by rule; its image-bootstrap
-intervals are shown as evidence about that seed only.</p>
+{_verdict_section(results)}
 
-<h2>Results</h2>
-{_results_tables(results)}
-<p class="small">Intervals in brackets: {'Student-t 95% over seeds' if results['seeds'] > 1 else 'accuracy: Wilson 95% over test images; per-image metrics: bootstrap 95% over the scored images (one seed)'}.
-Localisation is scored on {results['n_localisation']:,} test canvases. Throughput was measured side by side in
-one process (paired rounds, median), inference at batch {p['throughput_batch']} and training steps
-(forward, backward, SGD) at batch {p['train_batch']}; "×vanilla" is the time ratio to the vanilla network.</p>
-{fig('accuracy', 'Test accuracy of each model.')}
-{fig('gradcam_epg', 'Grad-CAM energy pointing game: the share of the map inside the object box (higher: tighter on the object).')}
-{fig('attention_epg', "The modules' own spatial maps (mean over the network's attention modules), same measure.")}
+{_results_section(results, fig)}
 
-<h2>Where the networks look</h2>
-{fig('grid', 'Rows: the same test canvases. Columns: the input, then each model’s Grad-CAM for the true class and, for modules with a spatial map, the mean attention map.')}
-
-<h2>Setup</h2>
-<table id="setup"><tbody>
-<tr><td>data</td><td>{_e(p['dataset'])} {_e(p['dataset_kwargs'] or '')}: {limit} training canvases, accuracy on {limit_t} test canvases</td></tr>
-<tr><td>models</td><td>{_e(p['model'])} with {_e(variants)} (same backbone, seeds, data order and budget)</td></tr>
-<tr><td>budget</td><td>{_e(budget)}</td></tr>
-<tr><td>seeds</td><td>{_e(', '.join(map(str, p['seeds'])))}</td></tr>
-<tr><td>machine</td><td>{_e(env['machine'])}; {_e(env['platform'])}</td></tr>
-<tr><td>versions</td><td>attnlab {_e(env['attnlab'])}, torch {_e(env['torch'])}, python {_e(env['python'])}</td></tr>
-<tr><td>command</td><td><code>{_e(results['command'])}</code></td></tr>
-<tr><td>wall-clock</td><td>{results['wall_seconds']:.0f} s</td></tr>
-</tbody></table>
-<p class="small">Every figure is also in <code>results.json</code> beside this page.</p>
+{_setup_section(results)}
 <script>{_SELF_CHECK}</script>
 </body></html>
 """

@@ -6,20 +6,32 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from ..data import create_dataset
+from ..data import list_datasets
 from ..fileio import atomic_write_json
-from ..train import TrainConfig, build_data, latest_checkpoint, load_model, train
+from ..train import DataBundle, TensorSet, TrainConfig, build_data, latest_checkpoint, load_model, train
+from ..train.batches import to_float
 from ..train.distributed import pick_device
-from .measure import PER_IMAGE, attention_maps, cam_maps, measure_cost, score_maps
+from .measure import (
+    PER_IMAGE,
+    Cost,
+    LocalisationScores,
+    attention_maps,
+    cam_maps,
+    cam_title,
+    measure_cost,
+    score_maps,
+)
 from .presets import StudyPreset
-from .stats import bootstrap_mean_ci, paired_bootstrap_ci, t_interval
+from .results import Environment, GridPictures, ModelRow, RunRecord, StudyResults, variant_name
+from .stats import OVER_IMAGES, WILSON, Interval, bootstrap_mean_ci, paired_bootstrap_ci, wilson_interval
 from .verdict import decide
 
 __all__ = ["StudyResult", "run_study", "variant_name"]
@@ -28,16 +40,27 @@ PRIMARY = "energy_pointing_game"
 # The config fields that must match for a finished run to be reused (device and threads may differ).
 _IGNORED_FOR_REUSE = {"device", "num_threads"}
 
+Log = Callable[[str], Any]
+
 
 @dataclass
 class StudyResult:
+    """What :func:`run_study` returns: where it wrote, and every figure."""
+
     out: Path
     report: Path
-    results: dict[str, Any] = field(default_factory=dict)
+    results: StudyResults
 
 
-def variant_name(attention: str | None) -> str:
-    return "vanilla" if attention is None else attention
+@dataclass
+class _ScoredSet:
+    """The test images the maps are scored on: images (N, C, H, W) transformed, on the device; labels (N,);
+    boxes (N, 4); masks (N, H, W), or None for data without masks (no PxAP then)."""
+
+    images: Tensor
+    labels: Tensor
+    boxes: Tensor
+    masks: Tensor | None
 
 
 def _reusable(run: Path, cfg: TrainConfig) -> bool:
@@ -53,29 +76,18 @@ def _reusable(run: Path, cfg: TrainConfig) -> bool:
     return want == have and latest_checkpoint(run) is not None
 
 
-def _wilson(acc: float, n: int) -> tuple[float, float]:
-    """95% Wilson interval of an accuracy over n test images."""
-    if n == 0:
-        return float("nan"), float("nan")
-    z = 1.96
-    d = 1 + z * z / n
-    c = (acc + z * z / (2 * n)) / d
-    h = z * ((acc * (1 - acc) / n + z * z / (4 * n * n)) ** 0.5) / d
-    return c - h, c + h
-
-
-def _environment(device: torch.device) -> dict[str, str]:
+def _environment(device: torch.device) -> Environment:
     from .. import __version__
 
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
-    return {"attnlab": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "machine": f"{platform.machine()} {dev}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads",
-            "device": str(device), "platform": platform.platform()}
+    return Environment(attnlab=__version__, torch=torch.__version__, python=platform.python_version(),
+                       device=str(device), platform=platform.platform(),
+                       machine=f"{platform.machine()} {dev}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads")
 
 
 def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_dir: str | os.PathLike | None = None,
               device: str | None = None, progress: bool = True, command: str | None = None,
-              log=print) -> StudyResult:
+              log: Log = print) -> StudyResult:
     """Train and measure every variant of ``preset``, decide on the claim, and write the report.
 
     Finished runs (a run directory with its summary and the same training config) are reused, so an
@@ -88,145 +100,160 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
 
     t0 = time.perf_counter()
     out = Path(out)
-    runs = Path(runs_dir) if runs_dir else out / "runs"
     dev = pick_device(device)
-    base = TrainConfig(model=preset.model, dataset=preset.dataset, dataset_kwargs=dict(preset.dataset_kwargs),
-                       epochs=preset.epochs, batch_size=preset.batch_size, optimizer=preset.optimizer, lr=preset.lr,
-                       weight_decay=preset.weight_decay, warmup_epochs=preset.warmup_epochs,
-                       limit_train=preset.limit_train, limit_test=preset.limit_test, device=str(dev), seed=0,
-                       channels_last=preset.channels_last)
-    log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) of {preset.model} on "
-        f"{preset.dataset}, {preset.epochs} epochs, device {dev}")
-    data = build_data(base)
-    test_ds = create_dataset(preset.dataset, "test", **preset.dataset_kwargs)
-    n_loc = min(preset.n_localisation, len(test_ds))
-    loc_images = data.eval_transform(test_ds.images[:n_loc].float().div(255)).to(dev)
-    loc_labels = test_ds.labels[:n_loc].to(dev)
-    loc_boxes = test_ds.boxes[:n_loc]
-    loc_masks = test_ds.get_masks(slice(0, n_loc))
+    base = replace(preset.train, device=str(dev))
+    log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) of {base.model} on "
+        f"{base.dataset}, {base.epochs} epochs, device {dev}")
+    data, test = _load_data(base)
+    scored, grid = _test_sets(test, data, preset, dev)
+    records, models = _train_and_score(preset, base, data, scored, grid, Path(runs_dir) if runs_dir else out / "runs",
+                                       progress, log)
+    log("measuring cost (parameters, FLOPs, throughput) side by side")
+    cost = measure_cost(models, tuple(scored.images.shape[1:]), data.num_classes, dev, batch=preset.throughput_batch,
+                        train_batch=preset.train_batch, repeats=preset.repeats)
+    results = _collect(preset, base, data, len(scored.labels), records, cost, _environment(dev),
+                       command or "attnlab study --preset " + preset.name)
+    results.wall_seconds = time.perf_counter() - t0
+    report = write_report(out, results, grid)
+    results.wall_seconds = time.perf_counter() - t0
+    _write_json(out / "results.json", results.to_dict())
+    log(f"study done in {results.wall_seconds:.0f}s: {results.verdict.label}. Report: {report.resolve()}")
+    return StudyResult(out, report, results)
 
-    per_run: dict[str, list[dict[str, Any]]] = {}
-    first_models: dict[str, nn.Module] = {}
-    grid_maps: dict[str, torch.Tensor] = {}
+
+def _load_data(base: TrainConfig) -> tuple[DataBundle, TensorSet]:
+    """The runs' data (``base``'s limits applied) and the whole test split, which carries the boxes and masks
+    the maps are scored against (localisation is not limited by ``limit_test``, which is for accuracy).
+
+    Raises:
+        ValueError: the dataset's test split has no object boxes.
+    """
+    full = build_data(replace(base, limit_test=None))
+    if full.test.boxes is None:
+        raise ValueError(f"dataset {base.dataset!r} has no object boxes: the study's localisation needs boxes (and "
+                         f"masks) on the test split; datasets with them: {', '.join(list_datasets(with_boxes=True))}")
+    return replace(full, test=full.test.head(base.limit_test)), full.test
+
+
+def _test_sets(test: TensorSet, data: DataBundle, preset: StudyPreset,
+               dev: torch.device) -> tuple[_ScoredSet, GridPictures]:
+    """The first test images, scored for localisation, and the report's picture grid (the first of those)."""
+    n_loc = min(preset.n_localisation, len(test))
+    scored = _ScoredSet(data.eval_transform(to_float(test.images[:n_loc])).to(dev), test.labels[:n_loc].to(dev),
+                        test.boxes[:n_loc], None if test.masks is None else test.masks[:n_loc])
+    grid = GridPictures(images=to_float(test.images[: preset.n_grid]),
+                        titles=[data.classes[int(y)] for y in test.labels[: preset.n_grid]])
+    return scored, grid
+
+
+def _train_and_score(preset: StudyPreset, base: TrainConfig, data: DataBundle, scored: _ScoredSet,
+                     grid: GridPictures, runs: Path, progress: bool,
+                     log: Log) -> tuple[dict[str, list[RunRecord]], dict[str, nn.Module]]:
+    """Every (variant, seed) run, trained or reused, with its maps scored; the grid's maps are added to ``grid``.
+
+    Returns:
+        variant -> its runs, and variant -> its first seed's model (for the cost measurements).
+    """
+    records: dict[str, list[RunRecord]] = {}
+    models: dict[str, nn.Module] = {}
     for attention in preset.attentions:
         name = variant_name(attention)
         for seed in preset.seeds:
-            cfg = replace(base, attention=attention, seed=seed)
             run = runs / f"{name}-seed{seed}"
-            if _reusable(run, cfg):
-                log(f"[{name} seed {seed}] reusing the finished run in {run}")
-                model = load_model(run)
-                summary = json.loads((run / "summary.json").read_text())
-            else:
-                resume = run.exists() and latest_checkpoint(run) is not None
-                log(f"[{name} seed {seed}] {'resuming' if resume else 'training'} in {run}")
-                res = train(cfg, run, resume=resume, progress=progress, data=data)
-                model, summary = res.model, res.final
-            model = model.to(dev).eval()
-            gc = cam_maps(model, loc_images, loc_labels, preset.cam_method)
-            am = attention_maps(model, loc_images)
-            entry = {"seed": seed, "run": str(run), "test_acc": summary["test_acc"], "test_count": int(
-                sum(sum(r) for r in summary["confusion"])), "train_seconds": summary["train_seconds"],
-                "seconds_per_epoch": summary["seconds_per_epoch"],
-                "gradcam": score_maps(gc.cpu(), loc_boxes, loc_masks), "attention": None}
-            if am is not None:
-                entry["attention"] = score_maps(am.cpu(), loc_boxes, loc_masks)
-            per_run.setdefault(name, []).append(entry)
-            if name not in first_models:
-                first_models[name] = model
-                grid_maps[f"{name} Grad-CAM"] = gc[: preset.n_grid].cpu()
-                if am is not None:
-                    grid_maps[f"{name} attention"] = am[: preset.n_grid].cpu()
-            log(f"[{name} seed {seed}] test accuracy {entry['test_acc']:.4f}, Grad-CAM energy pointing game "
-                f"{entry['gradcam'].summary()[PRIMARY]:.3f}")
+            model, summary = _train_or_reuse(replace(base, attention=attention, seed=seed), run, data, progress,
+                                             log, tag=f"[{name} seed {seed}]")
+            model = model.to(scored.images.device).eval()
+            cam = cam_maps(model, scored.images, scored.labels, preset.cam_method)
+            att = attention_maps(model, scored.images)
+            record = RunRecord(seed=seed, run=str(run), test_acc=summary["test_acc"],
+                               test_count=int(sum(sum(r) for r in summary["confusion"])),
+                               train_seconds=summary["train_seconds"], seconds_per_epoch=summary["seconds_per_epoch"],
+                               cam=score_maps(cam.cpu(), scored.boxes, scored.masks),
+                               attention=None if att is None else score_maps(att.cpu(), scored.boxes, scored.masks))
+            records.setdefault(name, []).append(record)
+            if name not in models:
+                models[name] = model
+                grid.maps[f"{name} {cam_title(preset.cam_method)}"] = cam[: preset.n_grid].cpu()
+                if att is not None:
+                    grid.maps[f"{name} attention"] = att[: preset.n_grid].cpu()
+            log(f"[{name} seed {seed}] test accuracy {record.test_acc:.4f}, {cam_title(preset.cam_method)} energy "
+                f"pointing game {record.cam.summary()[PRIMARY]:.3f}")
+    return records, models
 
-    log("measuring cost (parameters, FLOPs, throughput) side by side")
-    in_shape = tuple(loc_images.shape[1:])
-    cost = measure_cost(first_models, in_shape, data.num_classes, dev, batch=preset.throughput_batch,
-                        train_batch=preset.train_batch, repeats=preset.repeats)
-    results = _aggregate(preset, per_run, cost, n_loc)
-    results["environment"] = _environment(dev)
-    results["command"] = command or "attnlab study --preset " + preset.name
-    results["preset"] = preset.to_dict()
-    results["classes"] = data.classes
-    results["wall_seconds"] = time.perf_counter() - t0
-    grid = {"images": test_ds.images[: preset.n_grid].float().div(255),
-            "titles": [f"{data.classes[int(y)]}" for y in test_ds.labels[: preset.n_grid]],
-            "boxes": test_ds.boxes[: preset.n_grid], "maps": grid_maps}
-    report = write_report(out, results, grid)
-    results["wall_seconds"] = time.perf_counter() - t0
-    _write_json(out / "results.json", results)
-    log(f"study done in {results['wall_seconds']:.0f}s: {results['verdict']['label']}. Report: {report.resolve()}")
-    return StudyResult(out, report, results)
+
+def _train_or_reuse(cfg: TrainConfig, run: Path, data: DataBundle, progress: bool, log: Log,
+                    tag: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained model and its run summary: reused when ``run`` finished with ``cfg``, else trained (resumed)."""
+    if _reusable(run, cfg):
+        log(f"{tag} reusing the finished run in {run}")
+        return load_model(run), json.loads((run / "summary.json").read_text())
+    resume = run.exists() and latest_checkpoint(run) is not None
+    log(f"{tag} {'resuming' if resume else 'training'} in {run}")
+    res = train(cfg, run, resume=resume, progress=progress, data=data)
+    return res.model, res.final
 
 
 def _write_json(path: Path, obj: Any) -> None:
     atomic_write_json(path, obj, indent=1, default=float)
 
 
-def _interval(values: list[float]) -> dict[str, float]:
-    m, lo, hi = t_interval(values)
-    return {"mean": m, "low": lo, "high": hi, "n": len(values)}
-
-
-def _aggregate(preset: StudyPreset, per_run: dict[str, list[dict]], cost: dict, n_loc: int) -> dict[str, Any]:
+def _collect(preset: StudyPreset, base: TrainConfig, data: DataBundle, n_loc: int,
+             records: dict[str, list[RunRecord]], cost: dict[str, Cost], environment: Environment,
+             command: str) -> StudyResults:
+    """The study's figures from its runs: a row per variant, the gains over vanilla, the verdict."""
     seeds = len(preset.seeds)
-    models: dict[str, Any] = {}
-    for name, entries in per_run.items():
-        acc = [e["test_acc"] for e in entries]
-        row: dict[str, Any] = {"accuracy": _interval(acc), "cost": cost.get(name, {}),
-                               "train_seconds": sum(e["train_seconds"] for e in entries) / len(entries),
-                               "seconds_per_epoch": sum(e["seconds_per_epoch"] for e in entries) / len(entries),
-                               "runs": [{"seed": e["seed"], "run": e["run"], "test_acc": e["test_acc"]}
-                                        for e in entries]}
-        if seeds == 1:
-            lo, hi = _wilson(acc[0], entries[0]["test_count"])
-            row["accuracy"].update({"low": lo, "high": hi, "interval": "Wilson 95% over test images"})
+    models = {name: _model_row(runs, cost.get(name), seeds) for name, runs in records.items()}
+    gains = _gains(records, seeds)
+    return StudyResults(preset=preset, train=base, n_train=len(data.train), n_test=len(data.test), n_localisation=n_loc,
+                        classes=list(data.classes), models=models, gains=gains, primary_metric=PRIMARY,
+                        verdict=decide(gains, seeds, cam=cam_title(preset.cam_method)), environment=environment,
+                        command=command)
+
+
+def _model_row(runs: list[RunRecord], cost: Cost | None, seeds: int) -> ModelRow:
+    """One variant's row: accuracy and localisation with intervals, cost, time."""
+    acc = [r.test_acc for r in runs]
+    if seeds == 1:
+        accuracy = Interval(acc[0], *wilson_interval(acc[0], runs[0].test_count), n=1, method=WILSON)
+    else:
+        accuracy = Interval.over_seeds(acc)
+    attention = [r.attention for r in runs if r.attention is not None]
+    return ModelRow(accuracy=accuracy, cost=cost, runs=list(runs),
+                    train_seconds=sum(r.train_seconds for r in runs) / len(runs),
+                    seconds_per_epoch=sum(r.seconds_per_epoch for r in runs) / len(runs),
+                    cam=_score_intervals([r.cam for r in runs], seeds),
+                    attention=_score_intervals(attention, seeds) if attention else None)
+
+
+def _score_intervals(scores: list[LocalisationScores], seeds: int) -> dict[str, Interval]:
+    """Each localisation figure with its interval: over seeds, else (one seed) over images where per image."""
+    out = {}
+    for metric in scores[0].summary():
+        values = [s.summary()[metric] for s in scores]
+        if seeds >= 2:
+            out[metric] = Interval.over_seeds(values)
+        elif metric in PER_IMAGE:
+            out[metric] = Interval(*bootstrap_mean_ci(scores[0].per_image[metric]), n=1, method=OVER_IMAGES)
         else:
-            row["accuracy"]["interval"] = "Student-t 95% over seeds"
-        for kind in ("gradcam", "attention"):
-            scores = [e[kind] for e in entries if e[kind] is not None]
-            if not scores:
-                row[kind] = None
-                continue
-            metrics = {}
-            for metric in list(scores[0].summary()):
-                values = [s.summary()[metric] for s in scores]
-                if seeds == 1 and metric in PER_IMAGE:
-                    m, lo, hi = bootstrap_mean_ci(scores[0].per_image[metric])
-                    metrics[metric] = {"mean": m, "low": lo, "high": hi, "n": 1,
-                                       "interval": "bootstrap 95% over images"}
-                elif seeds >= 2:
-                    metrics[metric] = {**_interval(values), "interval": "Student-t 95% over seeds"}
-                else:
-                    metrics[metric] = {"mean": values[0], "low": float("nan"), "high": float("nan"), "n": 1,
-                                       "interval": "dataset-level figure, one seed"}
-            row[kind] = metrics
-        models[name] = row
-    gains = _gains(per_run, seeds)
-    verdict = decide(gains, seeds)
-    return {"models": models, "gains_vs_vanilla": gains, "primary_metric": f"Grad-CAM {PRIMARY}",
-            "verdict": {"label": verdict.label, "text": verdict.text}, "n_localisation": n_loc, "seeds": seeds}
+            out[metric] = Interval(values[0], float("nan"), float("nan"), n=1,
+                                   method="dataset-level figure, one seed")
+    return out
 
 
-def _gains(per_run: dict[str, list[dict]], seeds: int) -> dict[str, dict[str, float]]:
+def _gains(records: dict[str, list[RunRecord]], seeds: int) -> dict[str, Interval]:
     """Each attention model's gain in the primary metric over vanilla, with its interval."""
-    if "vanilla" not in per_run:
+    if "vanilla" not in records:
         return {}
-    base = {e["seed"]: e["gradcam"] for e in per_run["vanilla"]}
+    base = {r.seed: r.cam for r in records["vanilla"]}
     gains = {}
-    for name, entries in per_run.items():
+    for name, runs in records.items():
         if name == "vanilla":
             continue
         if seeds >= 2:
-            diffs = [e["gradcam"].summary()[PRIMARY] - base[e["seed"]].summary()[PRIMARY] for e in entries
-                     if e["seed"] in base]
-            g = _interval(diffs)
-            g["interval"] = "Student-t 95% over seeds"
+            gains[name] = Interval.over_seeds([r.cam.summary()[PRIMARY] - base[r.seed].summary()[PRIMARY]
+                                               for r in runs if r.seed in base])
         else:
-            e = entries[0]
-            m, lo, hi = paired_bootstrap_ci(e["gradcam"].per_image[PRIMARY], base[e["seed"]].per_image[PRIMARY])
-            g = {"mean": m, "low": lo, "high": hi, "n": 1, "interval": "paired bootstrap 95% over images, one seed"}
-        gains[name] = g
+            r = runs[0]
+            gains[name] = Interval(*paired_bootstrap_ci(r.cam.per_image[PRIMARY], base[r.seed].per_image[PRIMARY]),
+                                   n=1, method="paired bootstrap 95% over images, one seed")
     return gains
-

@@ -3,11 +3,49 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["bootstrap_mean_ci", "paired_bootstrap_ci", "t_interval", "T95"]
+__all__ = ["Interval", "bootstrap_mean_ci", "paired_bootstrap_ci", "t_interval", "wilson_interval", "T95",
+           "OVER_SEEDS", "OVER_IMAGES", "WILSON"]
+
+OVER_SEEDS = "Student-t 95% over seeds"
+OVER_IMAGES = "bootstrap 95% over images"
+WILSON = "Wilson 95% over test images"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A figure with its 95% interval.
+
+    Attributes:
+        mean: the estimate.
+        low, high: the interval's ends (NaN when there is none, e.g. a t-interval over one run).
+        n: runs (seeds) behind the figure.
+        method: how the interval was made, in words (e.g. ``OVER_SEEDS``), shown beside it.
+    """
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    method: str
+
+    @property
+    def has_bounds(self) -> bool:
+        return not (math.isnan(self.low) or math.isnan(self.high))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"mean", "low", "high", "n", "interval"}`` (the method under ``interval``)."""
+        return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n, "interval": self.method}
+
+    @classmethod
+    def over_seeds(cls, values: list[float]) -> Interval:
+        """The mean of one figure per seed, with a Student-t interval (none for one seed)."""
+        return cls(*t_interval(values), n=len(values), method=OVER_SEEDS)
 
 # Two-sided 95% Student-t quantiles by degrees of freedom (1..30), then the normal value.
 T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -48,3 +86,14 @@ def t_interval(values: list[float]) -> tuple[float, float, float]:
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
     half = _t95(n - 1) * sd / math.sqrt(n)
     return m, m - half, m + half
+
+
+def wilson_interval(acc: float, n: int) -> tuple[float, float]:
+    """(low, high): the 95% Wilson interval of an accuracy ``acc`` over ``n`` test images (NaN for none)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    z = 1.96
+    d = 1 + z * z / n
+    c = (acc + z * z / (2 * n)) / d
+    h = z * ((acc * (1 - acc) / n + z * z / (4 * n * n)) ** 0.5) / d
+    return c - h, c + h

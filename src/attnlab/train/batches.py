@@ -12,24 +12,49 @@ from torch import Tensor
 
 from .distributed import shard_permutation
 
-__all__ = ["TensorSet", "as_tensor_set", "iterate_batches"]
+__all__ = ["TensorSet", "as_tensor_set", "iterate_batches", "to_float"]
 
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]  # (B, C, H, W) float -> same
 
 
 @dataclass
 class TensorSet:
-    """A dataset as tensors: images (N, C, H, W) uint8 or float in [0, 1], labels (N,) int64."""
+    """A dataset as tensors.
+
+    Attributes:
+        images: (N, C, H, W) uint8, or float in [0, 1].
+        labels: (N,) int64.
+        boxes: the objects' boxes, int64 (N, 4) = (x0, y0, x1, y1) with exclusive ends, for data that has them
+            (see ``attnlab.data.list_datasets(with_boxes=True)``); else None.
+        masks: the objects' masks, bool (N, H, W), where the data has them; else None.
+    """
 
     images: Tensor
     labels: Tensor
+    boxes: Tensor | None = None
+    masks: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def head(self, n: int | None) -> TensorSet:
+        """The first ``n`` samples, boxes and masks alike (all of them when ``n`` is None or 0)."""
+        if not n:
+            return self
+        return TensorSet(self.images[:n], self.labels[:n], None if self.boxes is None else self.boxes[:n],
+                         None if self.masks is None else self.masks[:n])
 
-def as_tensor_set(dataset) -> TensorSet:
-    """The dataset's ``images``/``labels`` tensors, or its items stacked when it has none."""
+
+def as_tensor_set(dataset, *, localisation: bool = False) -> TensorSet:
+    """The dataset's ``images``/``labels`` tensors, or its items stacked when it has none.
+
+    Args:
+        dataset: any attnlab dataset.
+        localisation: also take the dataset's ``boxes`` (N, 4) and ``masks`` (N, H, W) when it has them.
+
+    Raises:
+        ValueError: no items, images that are not (N, H, W) or (N, C, H, W), or boxes/masks of another shape.
+    """
     images = getattr(dataset, "images", None)
     labels = getattr(dataset, "labels", None)
     if images is None or labels is None:
@@ -43,10 +68,25 @@ def as_tensor_set(dataset) -> TensorSet:
         images = images[:, None]  # (N, H, W) -> (N, 1, H, W)
     if images.dim() != 4:
         raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got {tuple(images.shape)}")
-    return TensorSet(images, torch.as_tensor(labels, dtype=torch.int64))
+    ts = TensorSet(images, torch.as_tensor(labels, dtype=torch.int64))
+    if localisation:
+        ts.boxes, ts.masks = _localisation(dataset, images.shape)
+    return ts
 
 
-def _to_float(images: Tensor) -> Tensor:
+def _localisation(dataset, shape: torch.Size) -> tuple[Tensor | None, Tensor | None]:
+    """The dataset's boxes (N, 4) and masks (N, H, W), checked against the images' ``shape`` (N, C, H, W)."""
+    boxes, masks = getattr(dataset, "boxes", None), getattr(dataset, "masks", None)
+    n, _, h, w = shape
+    if boxes is not None and tuple(boxes.shape) != (n, 4):
+        raise ValueError(f"{type(dataset).__name__}.boxes must be ({n}, 4), got {tuple(boxes.shape)}")
+    if masks is not None and tuple(masks.shape) != (n, h, w):
+        raise ValueError(f"{type(dataset).__name__}.masks must be ({n}, {h}, {w}), got {tuple(masks.shape)}")
+    return boxes, masks
+
+
+def to_float(images: Tensor) -> Tensor:
+    """Images as float32 in [0, 1]: uint8 (..., H, W) divided by 255, floats as they are."""
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
 
 
@@ -68,7 +108,7 @@ def iterate_batches(ts: TensorSet, batch_size: int, *, epoch: int, seed: int, ra
     stop = len(idx) - len(idx) % batch_size if drop_last else len(idx)
     for i in range(0, stop, batch_size):
         b = idx[i:i + batch_size]
-        x = _to_float(ts.images[b])
+        x = to_float(ts.images[b])
         if transform is not None:
             x = transform(x, generator)
         x = x.to(device, non_blocking=True)

@@ -62,15 +62,16 @@ class DataBundle:
 
 
 def build_data(config: TrainConfig) -> DataBundle:
-    """Load the train and test splits as tensors, with the dataset's train and eval transforms."""
+    """Load the train and test splits as tensors, with the dataset's train and eval transforms.
+
+    The test split also carries the dataset's object boxes and masks where it has them (``TensorSet.boxes``,
+    ``TensorSet.masks``), for scoring where models look.
+    """
     kw = dict(config.dataset_kwargs)
     train_ds = create_dataset(config.dataset, "train", root=config.data_root, **kw)
     test_ds = create_dataset(config.dataset, "test", root=config.data_root, **kw)
-    train, test = as_tensor_set(train_ds), as_tensor_set(test_ds)
-    if config.limit_train:
-        train = TensorSet(train.images[: config.limit_train], train.labels[: config.limit_train])
-    if config.limit_test:
-        test = TensorSet(test.images[: config.limit_test], test.labels[: config.limit_test])
+    train = as_tensor_set(train_ds).head(config.limit_train)
+    test = as_tensor_set(test_ds, localisation=True).head(config.limit_test)
     eval_transform = default_transforms(config.dataset, train=False)
     train_transform = default_transforms(config.dataset, train=True) if config.augment else eval_transform
     classes = list(getattr(train_ds, "classes", [])) or [str(i) for i in range(train_ds.num_classes)]

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["param_groups", "create_optimizer", "warmup_cosine", "OPTIMIZERS"]
+__all__ = ["param_groups", "create_optimizer", "describe_optimizer", "describe_schedule", "warmup_cosine",
+           "OPTIMIZERS"]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -32,6 +33,9 @@ def _adamw(groups, lr, momentum):
 
 
 OPTIMIZERS = {"sgd": _sgd, "adamw": _adamw}
+#: Each optimiser as its builder above makes it, in words, from ``momentum``.
+_IN_WORDS = {"sgd": lambda m: f"SGD with Nesterov momentum {m:g}" if m > 0 else "SGD without momentum",
+             "adamw": lambda m: f"AdamW (betas {m:g}, 0.999)"}
 
 
 def create_optimizer(model: nn.Module, name: str = "sgd", lr: float = 0.1, momentum: float = 0.9,
@@ -40,6 +44,25 @@ def create_optimizer(model: nn.Module, name: str = "sgd", lr: float = 0.1, momen
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[name](param_groups(model, weight_decay), lr, momentum)
+
+
+def describe_optimizer(name: str, lr: float, momentum: float, weight_decay: float) -> str:
+    """What :func:`create_optimizer` builds from these settings, in words (for reports).
+
+    Example:
+        >>> describe_optimizer("sgd", 0.1, 0.9, 5e-4)
+        'SGD with Nesterov momentum 0.9, lr 0.1, weight decay 0.0005 (not on norm and bias parameters)'
+    """
+    if name not in _IN_WORDS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    return f"{_IN_WORDS[name](momentum)}, lr {lr:g}, weight decay {weight_decay:g} (not on norm and bias parameters)"
+
+
+def describe_schedule(warmup_epochs: float) -> str:
+    """The training loop's learning-rate schedule (:func:`warmup_cosine` to zero), in words."""
+    warm = f"linear warm-up over {warmup_epochs:g} epoch{'' if warmup_epochs == 1 else 's'}, then "
+    warm = warm if warmup_epochs > 0 else ""
+    return warm + "cosine decay to zero"
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,

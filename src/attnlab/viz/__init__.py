@@ -5,6 +5,6 @@ matplotlib is imported only when a function is called; the figures are drawn on 
 """
 
 from .grid import compare_grid
-from .overlay import colorize, overlay, to_rgb
+from .overlay import colorize, overlay, require_matplotlib, to_rgb
 
-__all__ = ["colorize", "compare_grid", "overlay", "to_rgb"]
+__all__ = ["colorize", "compare_grid", "overlay", "require_matplotlib", "to_rgb"]

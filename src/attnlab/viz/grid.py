@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .overlay import ArrayLike, _map_at, _mpl, _tensor, overlay, to_rgb
+from .overlay import ArrayLike, _map_at, _tensor, overlay, require_matplotlib, to_rgb
 
 __all__ = ["compare_grid"]
 
@@ -43,7 +43,7 @@ def compare_grid(images: Tensor | Sequence[ArrayLike], maps: Mapping[str, Tensor
     Raises:
         ValueError: no maps, or a column with a different number of maps than images.
     """
-    mpl = _mpl()
+    mpl = require_matplotlib()
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure

@@ -10,12 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["colorize", "overlay", "to_rgb"]
+__all__ = ["colorize", "overlay", "require_matplotlib", "to_rgb"]
 
 ArrayLike = Tensor | np.ndarray
 
 
-def _mpl() -> Any:
+def require_matplotlib() -> Any:
+    """The ``matplotlib`` module, or an ImportError that says how to install it."""
     try:
         import matplotlib
     except ImportError as err:  # pragma: no cover - exercised only without matplotlib
@@ -77,7 +78,7 @@ def _map_at(cam_map: ArrayLike, size: tuple[int, int]) -> Tensor:
 
 def colorize(cam_map: ArrayLike, cmap: str = "jet") -> np.ndarray:
     """A map (H, W) in [0, 1] coloured by a matplotlib colormap: float RGB (H, W, 3) in [0, 1]."""
-    mpl = _mpl()
+    mpl = require_matplotlib()
     m = _map_at(cam_map, tuple(_tensor(cam_map).shape[-2:]))
     return mpl.colormaps[cmap](m.numpy())[..., :3].astype(np.float32)
 
@@ -98,7 +99,7 @@ def overlay(image: ArrayLike, cam_map: ArrayLike, cmap: str = "jet", alpha: floa
     """
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    mpl = _mpl()
+    mpl = require_matplotlib()
     if cmap not in mpl.colormaps:
         raise ValueError(f"unknown matplotlib colormap {cmap!r}")
     rgb = to_rgb(image, mean, std)
