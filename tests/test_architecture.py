@@ -8,11 +8,6 @@
 * One module calls ``os.replace`` (the atomic writes).
 * No benchmark runner (``benchmark.py``) inside the floors it measures.
 * README.md and docs/ARCHITECTURE.md link only to files of the repository.
-
-Each house check has a known-offenders allowlist (``KNOWN_LONG_FUNCTIONS``, ``KNOWN_PRIVATE_IMPORTS``,
-``KNOWN_ATOMIC_WRITERS``, ``KNOWN_RUNNERS_IN_FLOORS``) holding the code that broke the rule when the rule
-was written; an entry that no longer offends fails the test too, so the lists only shrink: delete the
-entry when you fix it.
 """
 
 from __future__ import annotations
@@ -274,11 +269,6 @@ def test_third_party_imports_stay_within_each_promise():
 # ---------------------------------------------------------------------------------------------------------
 # No long functions
 
-# Functions longer than MAX_FUNCTION_LINES when this check was written (issue 11, item 5 splits them).
-# Remove an entry when the function is split; the test fails while a listed function is short.
-KNOWN_LONG_FUNCTIONS: set[str] = set()
-
-
 def function_lengths(module: Module) -> Iterator[tuple[str, int]]:
     """(qualified name, lines from ``def`` to its end, docstring aside) of every function in ``module``."""
 
@@ -302,10 +292,7 @@ def function_lengths(module: Module) -> Iterator[tuple[str, int]]:
 
 def test_no_function_is_longer_than_60_lines():
     long = {name: n for m in modules() for name, n in function_lengths(m) if n > MAX_FUNCTION_LINES}
-    new = {name: n for name, n in long.items() if name not in KNOWN_LONG_FUNCTIONS}
-    fixed = KNOWN_LONG_FUNCTIONS - set(long)
-    assert not new, f"functions over {MAX_FUNCTION_LINES} lines (split them into named steps): {new}"
-    assert not fixed, f"no longer over {MAX_FUNCTION_LINES} lines: remove {sorted(fixed)} from KNOWN_LONG_FUNCTIONS"
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (split them into named steps): {long}"
 
 
 def test_function_length_leaves_the_docstring_aside():
@@ -316,11 +303,6 @@ def test_function_length_leaves_the_docstring_aside():
 
 # ---------------------------------------------------------------------------------------------------------
 # No private imports across packages
-
-# `_private` names or modules imported from another package when this check was written (issue 11,
-# item 6 makes them public). "importer: imported" per entry; remove an entry when it is fixed.
-KNOWN_PRIVATE_IMPORTS: set[str] = set()
-
 
 def _private(part: str) -> bool:
     return part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
@@ -337,10 +319,8 @@ def private_imports(module: Module) -> Iterator[str]:
 
 
 def test_no_private_name_is_imported_from_another_package():
-    found = {entry for m in modules() for entry in private_imports(m)}
-    new, fixed = found - KNOWN_PRIVATE_IMPORTS, KNOWN_PRIVATE_IMPORTS - found
-    assert not new, f"private names imported across packages (make what is shared public): {sorted(new)}"
-    assert not fixed, f"fixed: remove {sorted(fixed)} from KNOWN_PRIVATE_IMPORTS"
+    found = sorted(entry for m in modules() for entry in private_imports(m))
+    assert not found, f"private names imported across packages (make what is shared public): {found}"
 
 
 def test_private_import_check_spares_one_package():
@@ -353,9 +333,7 @@ def test_private_import_check_spares_one_package():
 # ---------------------------------------------------------------------------------------------------------
 # One module writes files atomically
 
-# Modules calling os.replace when this check was written (issue 11, item 4 moves every atomic write into
-# one I/O module). Remove an entry when its writes go through that module.
-KNOWN_ATOMIC_WRITERS: set[str] = set()
+ATOMIC_WRITER = "attnlab.fileio.atomic"
 
 
 def calls_os_replace(module: Module) -> bool:
@@ -373,12 +351,8 @@ def calls_os_replace(module: Module) -> bool:
 
 
 def test_one_module_writes_files_atomically():
-    writers = {m.name for m in modules() if calls_os_replace(m)}
-    others, fixed = writers - KNOWN_ATOMIC_WRITERS, KNOWN_ATOMIC_WRITERS - writers
-    assert not fixed, f"no longer calls os.replace: remove {sorted(fixed)} from KNOWN_ATOMIC_WRITERS"
-    assert len(others) <= 1, f"several modules call os.replace (write through the one I/O module): {sorted(others)}"
-    if not KNOWN_ATOMIC_WRITERS:
-        assert len(others) == 1, "no module writes files atomically"
+    writers = sorted(m.name for m in modules() if calls_os_replace(m))
+    assert writers == [ATOMIC_WRITER], f"only {ATOMIC_WRITER} calls os.replace (write through it): {writers}"
 
 
 @pytest.mark.parametrize("source,calls", [
@@ -393,17 +367,10 @@ def test_the_atomic_write_check_sees_os_replace(source, calls):
 # ---------------------------------------------------------------------------------------------------------
 # The benchmark runners live on their own floor
 
-# Runners inside the floors they measure when this check was written (issue 11, item 3 moves them to
-# benchmarks/). Remove an entry when it moves.
-KNOWN_RUNNERS_IN_FLOORS: set[str] = set()
-
-
 def test_no_benchmark_runner_inside_the_floors_it_measures():
-    runners = {m.name for m in modules() if m.name.rpartition(".")[2] in ("benchmark", "benchmarks")
-               and m.unit != "benchmarks"}
-    new, fixed = runners - KNOWN_RUNNERS_IN_FLOORS, KNOWN_RUNNERS_IN_FLOORS - runners
-    assert not new, f"benchmark runners belong in attnlab/benchmarks/: {sorted(new)}"
-    assert not fixed, f"moved: remove {sorted(fixed)} from KNOWN_RUNNERS_IN_FLOORS"
+    runners = sorted(m.name for m in modules() if m.name.rpartition(".")[2] in ("benchmark", "benchmarks")
+                     and m.unit != "benchmarks")
+    assert not runners, f"benchmark runners belong in attnlab/benchmarks/: {runners}"
 
 
 # ---------------------------------------------------------------------------------------------------------
