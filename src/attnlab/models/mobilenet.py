@@ -17,7 +17,9 @@ pw-linear 1x1 conv's BN and before the residual addition, as the ECA paper's off
 torchvision names are unchanged. ECA's kernel size there is the official code's, not the adaptive
 formula: k = 1 in the blocks of the stages with fewer than 96 output channels (16, 24, 32, 64; counted
 before the width multiplier), k = 3 in the others (96, 160, 320); ``attention_kwargs={"kernel_size": ...}``
-overrides it (``None``: the adaptive k). SE and CBAM go in the same place.
+overrides it (``None``: the adaptive k). SE and CBAM go in the same place. :func:`attnlab.attach` on a
+vanilla ``mobilenet_v2`` fills the same slot, but only in the 10 blocks with a shortcut (the ones its dry
+forward recognises as residual blocks); ``create_model(..., attention=...)`` fills all 17.
 
 What "3.34M" counts: the ECA code's ``paras_flops.py`` prints ``params / 1024**2``: the vanilla
 network's 3,504,872 / 2^20 = 3.34, and ECA adds 31 parameters (ten k = 1 and seven k = 3 convs),
