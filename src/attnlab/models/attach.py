@@ -5,10 +5,17 @@ under autograd), then inserts one module per place:
 
 * ``where="blocks"``: every residual block, i.e. every module whose output is (an activation of)
   ``branch(x) + shortcut(x)`` where the branch holds more convolutions than the shortcut (identity, or
-  a projection such as torchvision's and timm's ``downsample``). Blocks are recognised from the
-  autograd graph of the dry forward, not from class names, so a user's own block class counts as long
-  as it has that shape. The attention goes on the residual branch after its last module (the last
-  BN), before the addition: the placement of the SE and CBAM papers and of the model zoo.
+  a projection such as torchvision's and timm's ``downsample``). The addition may be out of place, in
+  place (``x += shortcut``, also on a view: GhostNet's ``x`` is a channel slice) or on the first
+  channels only (ReXNet: ``x[:, :c] += shortcut``, or ``cat([x[:, :c] + shortcut, x[:, c:]])``).
+  Concatenations count too: a module returning ``cat(shortcut(x), branch(x))`` of two paths, neither
+  computed from the other (ShuffleNetV2's split-concat-shuffle units; the attention goes on the branch
+  with more convolutions, before the concatenation), and a dense layer, a module whose output its
+  caller concatenates with the layer's own input (DenseNet: the attention goes on the new features).
+  Blocks are recognised from the autograd graph of the dry forward, not from class names, so a user's
+  own block class counts as long as it has that shape. The attention goes on the branch after its last
+  module (the last BN), before the addition: the placement of the SE and CBAM papers and of the model
+  zoo. Where none is found, :func:`attach` says so and points to ``where="stages"``.
 * ``where="stages"``: after every stage. A stage is the module holding a run of residual blocks
   (torchvision's ``layer1`` ... ``layer4``); in a network without residual blocks, the last module
   of each run of layers at one spatial resolution.
@@ -92,11 +99,10 @@ def _node(t: Tensor) -> Any:
 
 
 def _first_tensor(args: Any) -> Tensor | None:
-    if isinstance(args, Tensor):
-        return args
-    if isinstance(args, (tuple, list)) and args and isinstance(args[0], Tensor):
-        return args[0]
-    return None
+    """The first tensor of a module's arguments, looking into a leading list (DenseNet's layers take one)."""
+    while isinstance(args, (tuple, list)) and args:
+        args = args[0]
+    return args if isinstance(args, Tensor) else None
 
 
 def _example_inputs(model: nn.Module, example_input: Tensor | None) -> list[Tensor]:
@@ -197,71 +203,209 @@ def _convs_to_input(node: Any, x: Any, outside: set[int], limit: int = 20000) ->
 @dataclass
 class _Block:
     name: str
-    add: Any  # the residual addition's autograd node
-    end: str  # dotted name of the last module of the residual branch
-    channels: int
+    merge: Any  # the autograd node where the branch meets the shortcut (an addition or a concatenation)
+    end: str  # dotted name of the last module of the branch
+    channels: int  # channels of the branch's output (the attention's input)
 
 
-def _residual(rec: _Record, records: dict[str, _Record], produced: dict[int, list[_Record]],
-              done_before: dict[int, int]) -> _Block | None:
-    """The residual structure of one module's call, or None when its output is not branch(x) + shortcut(x)."""
-    if rec.calls != 1 or rec.out is None or rec.x is None or rec.shape is None or len(rec.shape) != 4:
-        return None
-    if isinstance(rec.module, _CONTAINERS) or not rec.children:
-        return None
-    node = rec.out
-    for _ in range(8):  # through activations / scalings after the addition
-        inputs = [m for m, _ in getattr(node, "next_functions", ()) if m is not None and not _is_param(m)]
-        if type(node).__name__.startswith("AddBackward") and len(inputs) == 2:
+_VIEWS = ("SliceBackward", "AsStridedBackward", "ViewBackward", "SelectBackward", "AliasBackward",
+          "UnsafeViewBackward")
+
+
+def _op(node: Any) -> str:
+    return type(node).__name__
+
+
+def _inputs(node: Any) -> list[Any]:
+    """The autograd inputs of ``node`` that are not parameters."""
+    return [m for m, _ in getattr(node, "next_functions", ()) if m is not None and not _is_param(m)]
+
+
+def _through_views(node: Any, steps: int = 4) -> list[Any]:
+    """``node``, then the node it is a view of (slice, as_strided, view, select), and so on: the chain to its base."""
+    chain = [node]
+    for _ in range(steps):
+        ins = _inputs(node)
+        if not _op(node).startswith(_VIEWS) or len(ins) != 1:
             break
-        if len(inputs) != 1 or _matches(node, rec.x):
+        node = ins[0]
+        chain.append(node)
+    return chain
+
+
+def _unwrap_copy(node: Any) -> Any:
+    """The node under the write-back of ``x[idx] += y``.
+
+    Python runs ``x[idx] += y`` as an in-place add on the view ``x[idx]`` (a ``CopySlices`` node over x's
+    base: inputs base and y) and then ``x[idx] = view``, a second ``CopySlices`` (``CopyBackwards`` when
+    idx covers all of x) whose source is a view of the first: that one changes nothing and is skipped.
+    """
+    for _ in range(4):
+        ins = _inputs(node)
+        copy = _op(node) in ("CopySlices", "CopyBackwards") and len(ins) == 2
+        if not copy or not any(n is ins[0] for n in _through_views(ins[1])):
+            break
+        node = ins[0]
+    return node
+
+
+def _partial_add(pieces: list[Any]) -> Any | None:
+    """The addition of ``cat([y[:, :c] + shortcut, y[:, c:]])`` (a shortcut on the first c channels), or None."""
+    for i, piece in enumerate(pieces):
+        ins = _inputs(piece)
+        if not _op(piece).startswith("AddBackward") or len(ins) != 2:
+            continue
+        rest = [_through_views(q) for j, q in enumerate(pieces) if j != i]
+        for a in ins:
+            chain = _through_views(a)
+            if len(chain) > 1 and all(len(c) > 1 and c[-1] is chain[-1] for c in rest):
+                return piece
+    return None
+
+
+def _merge_of(node: Any, x: Any) -> tuple[str, Any, list[Any]] | None:
+    """Where a module's output (autograd ``node``) merges two paths, looking back through activations, scalings
+    and reshapes (no convolution): ``("add", node, [a, b])`` for ``a + b`` (also in place, on a view, or on the
+    first channels only) or ``("cat", node, pieces)`` for a channel concatenation; None when there is neither.
+    """
+    for _ in range(10):
+        if _matches(node, x):
             return None
-        node = inputs[0]
-    else:
-        return None
-    outside = {k for k, t in done_before.items() if t < rec.start}
-    a, b = inputs
-    ca, cb = _convs_to_input(a, rec.x, outside), _convs_to_input(b, rec.x, outside)
-    if ca is None or cb is None or ca == cb or max(ca, cb) < 1:
-        return None
-    branch = a if ca > cb else b
+        node = _unwrap_copy(node)
+        ins, op = _inputs(node), _op(node)
+        if (op.startswith("AddBackward") or op == "CopySlices") and len(ins) == 2:
+            return "add", node, ins  # CopySlices: an in-place addition on a slice (x[:, :c] += s, ghost's x += s)
+        if op.startswith("CatBackward") and len(ins) >= 2:
+            add = _partial_add(ins)
+            return ("add", add, _inputs(add)) if add is not None else ("cat", node, ins)
+        if len(ins) != 1 or "Convolution" in op:
+            return None
+        node = ins[0]
+    return None
+
+
+def _may_be_block(rec: _Record) -> bool:
+    """A module called once, taking and returning a feature map, with children, and not a plain container."""
+    return (rec.calls == 1 and rec.out is not None and rec.x is not None and rec.shape is not None
+            and len(rec.shape) == 4 and not isinstance(rec.module, _CONTAINERS) and bool(rec.children))
+
+
+def _branch_end(rec: _Record, branch: Any, produced: dict[int, list[_Record]], outside: set[int],
+                channels: int | None) -> _Record | None:
+    """The branch's last module: the innermost module inside ``rec`` that produced the branch tensor.
+
+    ``channels``: the branch's channel count when known (an addition: the block's), else any count below the
+    block's (a concatenation); batch size and map size are always the block's.
+    """
     prefix = rec.name + "." if rec.name else ""
-    # the branch's last module: the innermost module inside the block that produced the branch tensor
+    n, _, h, w = rec.shape
+
+    def fits(r: _Record) -> bool:
+        s = r.shape
+        return (s is not None and len(s) == 4 and (s[0], s[2], s[3]) == (n, h, w)
+                and (s[1] == channels if channels is not None else s[1] < rec.shape[1]))
+
     frontier, seen = [branch], set()
     for _ in range(64):
-        if not frontier:
-            break
         nxt = []
-        for n in frontier:
-            if id(n) in seen or _matches(n, rec.x) or id(n) in outside:
+        for node in frontier:
+            if id(node) in seen or _matches(node, rec.x) or id(node) in outside:
                 continue
-            seen.add(id(n))
-            inside = [r for r in produced.get(id(n), []) if r.name.startswith(prefix) and r.name != rec.name
-                      and r.start > rec.start and r.calls == 1 and r.shape == rec.shape]
+            seen.add(id(node))
+            inside = [r for r in produced.get(id(node), []) if r.name.startswith(prefix) and r.name != rec.name
+                      and r.start > rec.start and r.calls == 1 and fits(r)]
             if inside:
-                end = min(inside, key=lambda r: r.end)
-                return _Block(rec.name, node, end.name, rec.shape[1])
-            nxt += [m for m, _ in getattr(n, "next_functions", ()) if m is not None and not _is_param(m)]
+                return min(inside, key=lambda r: r.end)
+            nxt += _inputs(node)
+        if not nxt:
+            return None
         frontier = nxt
     return None
 
 
+def _residual(rec: _Record, produced: dict[int, list[_Record]], outside: set[int]) -> _Block | None:
+    """The block of one module's call, or None: its output is (an activation of) ``branch(x) + shortcut(x)``
+    or ``cat(shortcut(x), branch(x))`` (two pieces), the branch holding more convolutions than the shortcut;
+    in a concatenation, a shortcut with convolutions must not feed the branch (GhostNet's ``cat(f(x), g(f(x)))``
+    is one module of a block, not a block).
+    """
+    merge = _merge_of(rec.out, rec.x)
+    if merge is None:
+        return None
+    kind, node, ins = merge
+    if len(ins) != 2:
+        return None  # a concatenation of three or more paths (Inception) is no residual block
+    counts = [_convs_to_input(i, rec.x, outside) for i in ins]
+    if None in counts or counts[0] == counts[1] or max(counts) < 1:
+        return None
+    branch, shortcut = (ins[0], ins[1]) if counts[0] > counts[1] else (ins[1], ins[0])
+    if kind == "cat" and min(counts) > 0 and _convs_to_input(branch, shortcut, outside) is not None:
+        return None  # cat(f(x), g(f(x))): one path computed from the other (GhostNet's module), not a shortcut
+    end = _branch_end(rec, branch, produced, outside, rec.shape[1] if kind == "add" else None)
+    return None if end is None else _Block(rec.name, node, end.name, end.shape[1])
+
+
+def _concatenations(records: dict[str, _Record]) -> dict[int, list[list[Any]]]:
+    """For every autograd node that is a piece of a channel concatenation some module returns or takes
+    (looking through activations and reshapes): the pieces of each such concatenation.
+    """
+    cats: dict[int, list[Any]] = {}
+    for r in records.values():
+        for node in (r.out, r.x):
+            for _ in range(8):
+                if node is None or isinstance(node, Tensor):
+                    break
+                ins = _inputs(node)
+                if _op(node).startswith("CatBackward") and len(ins) >= 2:
+                    cats[id(node)] = ins
+                    break
+                if len(ins) != 1 or "Convolution" in _op(node):
+                    break
+                node = ins[0]
+    pieces: dict[int, list[list[Any]]] = {}
+    for ins in cats.values():
+        for p in ins:
+            pieces.setdefault(id(p), []).append(ins)
+    return pieces
+
+
+def _dense_layer(rec: _Record, in_cat: dict[int, list[list[Any]]], produced: dict[int, list[_Record]],
+                 outside: set[int]) -> _Block | None:
+    """``rec`` as a dense layer (DenseNet): its output, computed by convolutions from its input x, is
+    concatenated with x by its caller (``torch.cat([x, layer(x)])``, ``torch.cat([x, f1, f2, ...])``).
+    """
+    for pieces in in_cat.get(id(rec.out), []):
+        if not any(_matches(p, rec.x) for p in pieces if p is not rec.out):
+            continue
+        if not _convs_to_input(rec.out, rec.x, outside):
+            return None
+        end = _branch_end(rec, rec.out, produced, outside, rec.shape[1])
+        return None if end is None else _Block(rec.name, pieces, end.name, end.shape[1])
+    return None
+
+
 def _find_blocks(records: dict[str, _Record]) -> list[_Block]:
+    """Every residual block (``x + f(x)``, in place, partial), split-concat unit (ShuffleNet) and dense layer."""
     produced: dict[int, list[_Record]] = {}
     done_before: dict[int, int] = {}
     for r in records.values():
         if r.out is not None:
-            produced.setdefault(id(r.out), []).append(r)
             done_before[id(r.out)] = min(done_before.get(id(r.out), r.end), r.end)
-    by_add: dict[int, _Block] = {}
+            for node in _through_views(r.out):  # a module returning a view of a tensor it made produced that too
+                produced.setdefault(id(node), []).append(r)
+    in_cat = _concatenations(records)
+    by_end: dict[str, _Block] = {}
     for rec in records.values():
-        blk = _residual(rec, records, produced, done_before)
+        if not _may_be_block(rec):
+            continue
+        outside = {k for k, t in done_before.items() if t < rec.start}
+        blk = _residual(rec, produced, outside) or _dense_layer(rec, in_cat, produced, outside)
         if blk is None:
             continue
-        old = by_add.get(id(blk.add))
-        if old is None or len(blk.name) > len(old.name):  # nested wrappers share the addition: keep the innermost
-            by_add[id(blk.add)] = blk
-    return sorted(by_add.values(), key=lambda b: records[b.name].start)
+        old = by_end.get(blk.end)
+        if old is None or len(blk.name) > len(old.name):  # nested wrappers share the branch: keep the innermost
+            by_end[blk.end] = blk
+    return sorted(by_end.values(), key=lambda b: records[b.name].start)
 
 
 def _stage_ends(records: dict[str, _Record], blocks: list[_Block]) -> list[str]:
@@ -442,9 +586,12 @@ def attach(model: nn.Module, attention: AttentionSpec, *, where: str | Sequence[
     if where == "blocks":
         blocks = _find_blocks(records)
         if not blocks:
-            raise ValueError(f"found no residual blocks in {type(model).__name__}: a residual block is a module whose "
-                             "output is (an activation of) branch(x) + shortcut(x), with more convolutions on the "
-                             "branch than on the shortcut; name the modules to follow with where=[...]")
+            raise ValueError(f"found no residual blocks in {type(model).__name__}: a block is a module whose output is "
+                             "(an activation of) branch(x) + shortcut(x) (also in place or on some channels), "
+                             "cat(shortcut(x), branch(x)), or whose output its caller concatenates with its input "
+                             "(a dense layer), with more convolutions on the branch than on the shortcut. "
+                             "where=\"stages\" puts attention after every stage instead (found for any CNN: the "
+                             "ends of its runs at one resolution); where=[...] names the modules to follow")
         plans = [_plan_block(model, records, b) for b in blocks]
     else:
         targets = _stage_ends(records, _find_blocks(records)) if where == "stages" else where
