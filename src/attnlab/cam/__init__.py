@@ -16,7 +16,16 @@ from torch import Tensor, nn
 
 from ..names import lookup, register
 from .attention_maps import capture_attention
-from .base import CAMResult, LayerSpec, TargetSpec, combine_maps, default_target_layer, normalize_maps, upsample_maps
+from .base import (
+    CAMResult,
+    LayerSpec,
+    TargetSpec,
+    check_finite,
+    combine_maps,
+    default_target_layer,
+    normalize_maps,
+    upsample_maps,
+)
 from .eigen import EigenCAM
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .score import ScoreCAM
@@ -34,6 +43,7 @@ __all__ = [
     "TargetSpec",
     "XGradCAM",
     "capture_attention",
+    "check_finite",
     "combine_maps",
     "cam_maps",
     "create_cam",

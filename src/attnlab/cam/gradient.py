@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .base import LayerSpec, TargetSpec, _CAMBase, resolve_targets
+from .base import LayerSpec, TargetSpec, _CAMBase, check_finite, resolve_targets
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM"]
 
@@ -35,6 +35,7 @@ class _GradientCAM(_CAMBase):
     def _raw_maps(self, x: Tensor, acts: list[Tensor], output: Any,
                   targets: TargetSpec) -> tuple[list[Tensor], Tensor | None]:
         scores, classes = resolve_targets(targets, output)
+        check_finite(scores.detach(), "the target score", "the model's output is NaN or inf on this input")
         if not scores.requires_grad:
             raise RuntimeError("the target score does not depend on the target layers (no autograd graph); "
                                "check that the target layers come before the output")
@@ -42,6 +43,8 @@ class _GradientCAM(_CAMBase):
         for name, g in zip(self.target_names, grads, strict=True):
             if g is None:
                 raise RuntimeError(f"the target score does not depend on target layer {name!r}")
+            check_finite(g, f"the gradient of the target score at layer {name!r}",
+                         "the model's weights hold NaN/inf, or the backward overflows (run it in float32)")
         with torch.no_grad():
             return [self._map(a.detach(), g) for a, g in zip(acts, grads, strict=True)], classes
 
