@@ -123,6 +123,8 @@ def test_target_layer_forms(small_cnn, batch):
 def test_unknown_layer_names_close_matches(small_cnn):
     with pytest.raises(ValueError, match="features.relu3"):
         GradCAM(small_cnn, "features.relu_3")
+    with pytest.raises(ValueError, match=r"named 'features\.cnov3' in SmallCNN; did you mean 'features\.conv3'"):
+        GradCAM(small_cnn, "features.cnov3")
     with pytest.raises(ValueError, match="not a submodule"):
         GradCAM(small_cnn, nn.Conv2d(1, 1, 1))
     with pytest.raises(ValueError, match="twice"):

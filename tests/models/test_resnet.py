@@ -216,6 +216,8 @@ def test_nonlocal_explicit_blocks_and_errors():
     assert _attention_names(m) == ["layer1.2.post_attn", "layer3.0.post_attn"]
     with pytest.raises(ValueError, match=r"no residual block named 'layer3\.9'.*'layer3\.0'"):
         create_model("resnet20", attention="non_local", nonlocal_after=["layer3.9"])
+    with pytest.raises(ValueError, match=r"no residual block named 'lyaer2\.1'\. Did you mean 'layer2\.1'\? "):
+        create_model("resnet20", attention="non_local", nonlocal_after=["lyaer2.1"])  # a swap is one edit
     with pytest.raises(ValueError, match="unknown nonlocal_setting"):
         create_model("resnet20", attention="non_local", nonlocal_setting="3block")
 
