@@ -62,11 +62,17 @@ def test_quiet_profiler_drops_only_the_profiler_lines(capfd):
 
 
 def test_bench_modules_prints_nothing_on_stderr(tmp_path):
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
+    import attnlab
+
+    src = str(Path(attnlab.__file__).parents[1])  # this attnlab, from another working directory
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     res = subprocess.run([sys.executable, "-m", "attnlab.cli", "bench", "modules", "--modules", "se", "--shapes",
                           "8x8x8", "--batch", "2", "--repeats", "1", "--out", ""], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=300)
+                         cwd=tmp_path, env=env, timeout=300)
     assert res.returncode == 0 and res.stderr == "" and "se (naive)" in res.stdout
     assert not any(tmp_path.iterdir())  # --out '': no file written
