@@ -17,6 +17,7 @@ from attnlab.cam import (
     combine_maps,
     create_cam,
     default_target_layer,
+    get_cam_class,
     list_cams,
     normalize_maps,
     upsample_maps,
@@ -170,6 +171,10 @@ def test_registry():
     with pytest.raises(ValueError, match="Known CAM methods: eigencam"):
         create_cam("gradcan", SmallCNN(), "features")
     assert isinstance(create_cam("Grad-CAM++", SmallCNN(), "features"), CAM_METHODS["gradcampp"])
+    assert get_cam_class(" Score-CAM ") is ScoreCAM  # looked up without building one
+    with pytest.raises(ValueError, match="unknown CAM method 'gradcma'. Did you mean 'gradcam'"):
+        get_cam_class("gradcma")
+    assert [n for n in list_cams() if CAM_METHODS[n].class_agnostic] == ["eigencam"]
 
 
 def test_channels_last_falls_back_when_the_model_needs_contiguous(batch):

@@ -48,6 +48,7 @@ __all__ = [
     "cam_maps",
     "create_cam",
     "default_target_layer",
+    "get_cam_class",
     "list_cams",
     "normalize_maps",
     "upsample_maps",
@@ -67,13 +68,22 @@ def list_cams() -> list[str]:
     return sorted(CAM_METHODS)
 
 
+def get_cam_class(name: str) -> type:
+    """The class of CAM method ``name`` (aliases such as ``"grad-cam++"`` accepted), without building it.
+
+    Raises:
+        ValueError: an unknown name, with the closest one and the valid ones.
+    """
+    return lookup(CAM_METHODS, name, "CAM method", _ALIASES)
+
+
 def create_cam(name: str, model: nn.Module, target_layer: LayerSpec | Sequence[LayerSpec] | None = None, **kwargs):
     """Build a CAM method by name (``"gradcam"``, ``"scorecam"``, ... see :func:`list_cams`).
 
     Raises:
         ValueError: an unknown name, with the valid ones.
     """
-    return lookup(CAM_METHODS, name, "CAM method", _ALIASES)(model, target_layer, **kwargs)
+    return get_cam_class(name)(model, target_layer, **kwargs)
 
 
 def cam_maps(model: nn.Module, x: Tensor, methods: Sequence[str] = ("gradcam",),
@@ -91,5 +101,5 @@ def cam_maps(model: nn.Module, x: Tensor, methods: Sequence[str] = ("gradcam",),
     out: dict[str, Tensor] = {}
     for name in methods:
         with create_cam(name, model, target_layer, **kwargs) as cam:
-            out[name] = cam(x, None if isinstance(cam, EigenCAM) else targets)
+            out[name] = cam(x, None if cam.class_agnostic else targets)
     return out

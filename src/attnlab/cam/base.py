@@ -333,6 +333,8 @@ class _CAMBase:
     name: ClassVar[str] = ""
     #: whether the method needs d score / d activation
     needs_gradients: ClassVar[bool] = True
+    #: whether the map explains no class (it takes no targets, and ``CAMResult.classes`` is None)
+    class_agnostic: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module, target_layer: LayerSpec | Sequence[LayerSpec] | None = None, *,
                  channels_last: bool | None = None, input_shape: Sequence[int] | None = None) -> None:
