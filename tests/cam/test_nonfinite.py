@@ -1,5 +1,5 @@
 """A NaN or inf anywhere a CAM reads from (input, activations, scores, gradients) is a clear error, never an
-all-zero map."""
+all-zero map; an input the model cannot take is named, not a raw convolution error."""
 
 from __future__ import annotations
 
@@ -81,3 +81,29 @@ def test_check_finite_counts_and_lists_images():
                                          r"\[1, 2, 3, 4, 5, 6, 7, 8\] and 2 more; a CAM"):
         check_finite(t, "maps", "fix them")
     check_finite(torch.ones(2, 2), "maps", "fix them")  # finite: nothing happens
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_input_the_model_cannot_take_is_named(name, batch):
+    model = SmallCNN().eval()
+    with _make(name, model) as cam:
+        with pytest.raises(ValueError, match=r"x has 1 channel, the model's first convolution takes 3"):
+            cam(batch[:, :1])
+        with pytest.raises(ValueError, match=r"x is torch.uint8; the model takes floating-point images"):
+            cam((batch * 50).clamp(0, 255).to(torch.uint8))
+        with pytest.raises(ValueError, match=r"x is torch.float64 on cpu, the model's weights torch.float32"):
+            cam(batch.double())
+
+
+@pytest.mark.parametrize("method", ["gradcampp", "xgradcam"])
+@pytest.mark.parametrize("eps", [-1.0, float("nan"), float("inf")])
+def test_eps_is_a_finite_non_negative_number(method, eps):
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        create_cam(method, SmallCNN(), "features.relu3", eps=eps)
+
+
+def test_cam_maps_takes_one_method_name_as_a_string(batch):
+    from attnlab.cam import cam_maps
+
+    maps = cam_maps(SmallCNN().eval(), batch, "gradcam", "features.relu3")  # not the methods 'g', 'r', ...
+    assert list(maps) == ["gradcam"] and maps["gradcam"].shape == (4, 16, 16)

@@ -380,8 +380,12 @@ def test_errors_leave_the_model_untouched():
         attach(model, "se", where="block")
     with pytest.raises(ValueError, match="unknown attention module"):
         attach(model, "sse")
-    with pytest.raises(TypeError, match="not_an_option"):
+    with pytest.raises(ValueError, match="attention module 'se' has no option 'not_an_option'"):
         attach(model, "se", not_an_option=3)
+    with pytest.raises(ValueError, match="where is 'blocks', 'stages' or a list of module names, got 3"):
+        attach(model, "se", where=3)
+    with pytest.raises(ValueError, match="attention is None"):
+        attach(model, None)
     with pytest.raises(ValueError, match="found no residual blocks"):
         attach(sequential_cnn(), "se")
     with pytest.raises(ValueError, match="example_input"):

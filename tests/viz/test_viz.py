@@ -93,6 +93,25 @@ def test_compare_grid_refuses_what_does_not_fit_the_images(tmp_path):
         compare_grid(images, maps, titles=["a"])
 
 
+def test_pictures_that_cannot_be_drawn_are_named():
+    nan_map = torch.rand(8, 8)
+    nan_map[2, 3] = float("nan")
+    with pytest.raises(ValueError, match="the map holds 1 NaN or inf value of 64"):
+        overlay(torch.rand(3, 8, 8), nan_map)  # drawn as a blank patch before, with no word
+    with pytest.raises(ValueError, match="the map holds 1 NaN"):
+        compare_grid(torch.rand(1, 1, 8, 8), {"a": nan_map[None]})
+    with pytest.raises(ValueError, match="the image holds 48 NaN or inf values of 48"):
+        to_rgb(torch.full((3, 4, 4), float("inf")))
+    with pytest.raises(ValueError, match=r"the map is empty: shape \(0, 0\)"):
+        overlay(torch.rand(3, 8, 8), torch.rand(0, 0))
+    with pytest.raises(ValueError, match="mean has 2 values for an image of 3 channels"):
+        to_rgb(torch.rand(3, 4, 4), mean=[0.5, 0.5])
+    with pytest.raises(ValueError, match="unknown matplotlib colormap 'nope'"):
+        colorize(torch.rand(4, 4), cmap="nope")  # a KeyError from matplotlib before
+    with pytest.raises(ValueError, match="titles is one string"):
+        compare_grid(torch.rand(2, 1, 8, 8), {"a": torch.rand(2, 8, 8)}, titles="ab")
+
+
 def test_require_matplotlib_is_public():
     import matplotlib
 

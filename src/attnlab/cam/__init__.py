@@ -99,7 +99,7 @@ def cam_maps(model: nn.Module, x: Tensor, methods: Sequence[str] = ("gradcam",),
         >>> attnlab.viz.compare_grid(x, maps, out_path="cams.png")
     """
     out: dict[str, Tensor] = {}
-    for name in methods:
+    for name in [methods] if isinstance(methods, str) else methods:  # one name, not its letters
         with create_cam(name, model, target_layer, **kwargs) as cam:
             out[name] = cam(x, None if cam.class_agnostic else targets)
     return out

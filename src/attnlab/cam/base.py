@@ -406,8 +406,11 @@ class _CAMBase:
                 try:
                     output = self.model(self._layout(x))
                     break
-                except RuntimeError:
+                except RuntimeError as err:
                     if not self._layout_fallback(x):
+                        mismatch = self._input_mismatch(x)
+                        if mismatch:
+                            raise ValueError(mismatch) from err
                         raise
         finally:
             self._recording = False
@@ -419,6 +422,23 @@ class _CAMBase:
             if a.dim() != 4:
                 raise ValueError(f"target layer {name!r} returned shape {tuple(a.shape)}; a CAM needs (N, C, h, w)")
         return acts, output
+
+    def _input_mismatch(self, x: Tensor) -> str | None:
+        """After the model raised on ``x``: what about ``x`` does not fit its first convolution, if anything."""
+        conv = next((m for m in self.model.modules() if isinstance(m, nn.Conv2d)), None)
+        if not x.is_floating_point():
+            return (f"x is {x.dtype}; the model takes floating-point images (e.g. x.float() / 255, then the "
+                    "model's normalisation)")
+        if conv is None:
+            return None
+        if x.shape[1] != conv.in_channels:
+            return (f"x has {x.shape[1]} channel{'s' if x.shape[1] != 1 else ''}, the model's first convolution "
+                    f"takes {conv.in_channels} "
+                    f"(x is {tuple(x.shape)})")
+        if x.dtype != conv.weight.dtype or x.device != conv.weight.device:
+            return (f"x is {x.dtype} on {x.device}, the model's weights {conv.weight.dtype} on {conv.weight.device}: "
+                    "move one to the other (x.to(weight))")
+        return None
 
     # -- input layout ----------------------------------------------------------------------------------------
     def _layout(self, x: Tensor) -> Tensor:

@@ -53,6 +53,11 @@ class _GradientCAM(_CAMBase):
         raise NotImplementedError
 
 
+def _check_eps(eps: float) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):  # NaN too
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+
+
 def _weighted_sum(w: Tensor, a: Tensor) -> Tensor:
     """ReLU(sum_k w_k A_k): (N, K) x (N, K, h, w) -> (N, h, w)."""
     return torch.einsum("nk,nkhw->nhw", w, a).clamp_min_(0)
@@ -86,8 +91,7 @@ class GradCAMPlusPlus(_GradientCAM):
     def __init__(self, model: nn.Module, target_layer: LayerSpec | list[LayerSpec] | None = None, *,
                  eps: float = 1e-6, channels_last: bool | None = None,
                  input_shape: tuple[int, ...] | None = None) -> None:
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
+        _check_eps(eps)
         super().__init__(model, target_layer, channels_last=channels_last, input_shape=input_shape)
         self.eps = float(eps)
 
@@ -112,6 +116,7 @@ class XGradCAM(_GradientCAM):
     def __init__(self, model: nn.Module, target_layer: LayerSpec | list[LayerSpec] | None = None, *,
                  eps: float = 1e-8, channels_last: bool | None = None,
                  input_shape: tuple[int, ...] | None = None) -> None:
+        _check_eps(eps)
         super().__init__(model, target_layer, channels_last=channels_last, input_shape=input_shape)
         self.eps = float(eps)
 

@@ -8,12 +8,14 @@
 Floor 3: imports ``attnlab.attention`` (and the floor-0 name lookup) only.
 """
 
+from ._attn import AttentionOptionError
 from .attach import attach, detach, find_blocks, find_stages
 from .loading import LoadReport, load_backbone
 from .registry import create_model, get_model_builder, list_models, register_model
 from .resnet import NONLOCAL_SETTINGS, PLACEMENTS, BasicBlock, Bottleneck, ResNet, default_placement, nonlocal_positions
 
 __all__ = [
+    "AttentionOptionError",
     "BasicBlock",
     "Bottleneck",
     "LoadReport",

@@ -493,7 +493,7 @@ def _check_names(model: nn.Module, names: Sequence[str]) -> None:
 
 def _check_where(model: nn.Module, where: str | Sequence[str]) -> str | list[str]:
     """``where`` as "blocks", "stages" or a list of module names of ``model``; raises ValueError otherwise."""
-    if isinstance(where, str):
+    if isinstance(where, str) or not isinstance(where, Sequence):
         if where not in ("blocks", "stages"):
             raise ValueError(f"where is 'blocks', 'stages' or a list of module names, got {where!r}")
         return where
@@ -567,6 +567,9 @@ def attach(model: nn.Module, attention: AttentionSpec, *, where: str | Sequence[
         True
         >>> attnlab.attach(model, "cbam", replace=True)  # the same places, CBAM instead of SE
     """
+    if attention is None:
+        raise ValueError("attention is None: name an attention module (attnlab.list_attention()) or pass an "
+                         "nn.Module class taking channels first; detach(model) takes attention out")
     where = _check_where(model, where)
     records = _without_attention(_trace(model, example_input))
     plans = _plans(model, records, where)

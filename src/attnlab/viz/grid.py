@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .overlay import ArrayLike, _map_at, _tensor, overlay, require_matplotlib, to_rgb
+from .overlay import ArrayLike, _check_colormap, _map_at, _tensor, overlay, require_matplotlib, to_rgb
 
 __all__ = ["BOX_COLOR", "compare_grid"]
 
@@ -32,6 +32,8 @@ def _check_grid(n: int, maps: Mapping[str, Any], titles: Sequence[str] | None,
     for name, col in maps.items():
         if len(col) != n:
             raise ValueError(f"column {name!r} has {len(col)} maps for {n} images")
+    if isinstance(titles, str):
+        raise ValueError(f"titles is one string ({titles!r}); give one title per image")
     if titles is not None and len(titles) != n:
         raise ValueError(f"got {len(titles)} row titles for {n} images")
     for name, col in (cell_titles or {}).items():
@@ -41,8 +43,7 @@ def _check_grid(n: int, maps: Mapping[str, Any], titles: Sequence[str] | None,
             raise ValueError(f"cell_titles of column {name!r} has {len(col)} entries for {n} images")
     if boxes is not None and tuple(boxes.shape) != (n, 4):
         raise ValueError(f"boxes must be ({n}, 4) (x0, y0, x1, y1) for {n} images, got {tuple(boxes.shape)}")
-    if cmap not in mpl.colormaps:
-        raise ValueError(f"unknown matplotlib colormap {cmap!r}")
+    _check_colormap(mpl, cmap)
 
 
 def _draw_box(ax: Any, box: Tensor, image_hw: tuple[int, int], shown_hw: tuple[int, int]) -> None:
