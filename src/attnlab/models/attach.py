@@ -615,7 +615,7 @@ def detach(model: nn.Module, names: Sequence[str] | None = None) -> list[str]:
     """
     found = [(n, m) for n, m in model.named_modules() if getattr(m, MARK, None) == "attached"]
     if names is not None:
-        wanted = list(names)
+        wanted = [names] if isinstance(names, str) else list(names)  # one name, not its letters
         have = {n for n, _ in found}
         unknown = [n for n in wanted if n not in have]
         if unknown:
