@@ -17,6 +17,7 @@ from attnlab.cam import (
     combine_maps,
     create_cam,
     default_target_layer,
+    get_cam_class,
     list_cams,
     normalize_maps,
     upsample_maps,
@@ -123,6 +124,8 @@ def test_target_layer_forms(small_cnn, batch):
 def test_unknown_layer_names_close_matches(small_cnn):
     with pytest.raises(ValueError, match="features.relu3"):
         GradCAM(small_cnn, "features.relu_3")
+    with pytest.raises(ValueError, match=r"named 'features\.cnov3' in SmallCNN; did you mean 'features\.conv3'"):
+        GradCAM(small_cnn, "features.cnov3")
     with pytest.raises(ValueError, match="not a submodule"):
         GradCAM(small_cnn, nn.Conv2d(1, 1, 1))
     with pytest.raises(ValueError, match="twice"):
@@ -168,6 +171,10 @@ def test_registry():
     with pytest.raises(ValueError, match="Known CAM methods: eigencam"):
         create_cam("gradcan", SmallCNN(), "features")
     assert isinstance(create_cam("Grad-CAM++", SmallCNN(), "features"), CAM_METHODS["gradcampp"])
+    assert get_cam_class(" Score-CAM ") is ScoreCAM  # looked up without building one
+    with pytest.raises(ValueError, match="unknown CAM method 'gradcma'. Did you mean 'gradcam'"):
+        get_cam_class("gradcma")
+    assert [n for n in list_cams() if CAM_METHODS[n].class_agnostic] == ["eigencam"]
 
 
 def test_channels_last_falls_back_when_the_model_needs_contiguous(batch):

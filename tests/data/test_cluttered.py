@@ -137,6 +137,12 @@ def test_parameter_errors(build):
     assert _gen(full, canvas=30, n_clutter=0).images.shape == (3, 1, 30, 30)
 
 
+@pytest.mark.parametrize("size", [0, -5, 2.5])
+def test_a_size_below_one_is_named_as_size(fashion_root, size):
+    with pytest.raises(ValueError, match=f"size \\(canvases to generate\\) must be a whole number >= 1.*got {size}"):
+        ClutteredFashionMNIST(fashion_root, "test", cache=False, size=size)  # "n must be >= 1" before
+
+
 def test_train_and_test_draw_only_from_their_split(tmp_path, build):
     # every train item is a constant in 10..29, every test item a constant in 100..109: any pixel of a
     # canvas tells which split (and which item) it came from

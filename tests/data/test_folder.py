@@ -122,3 +122,11 @@ def test_convert_channels_repeats_grey_and_reduces_rgb_by_luma():
     assert convert_channels(grey, 1) is grey
     rgb = torch.tensor([[[255]], [[0]], [[0]]], dtype=torch.uint8)  # pure red
     assert convert_channels(rgb, 1).tolist() == [[[76]]]  # round(0.299 * 255)
+
+
+@pytest.mark.parametrize("channels_in,channels", [(1, 2), (4, 3), (3, 4)])
+def test_convert_channels_refuses_what_it_cannot_convert(channels_in, channels):
+    from attnlab.data import convert_channels
+
+    with pytest.raises(ValueError, match=f"cannot convert a {channels_in}-channel image to {channels} channels"):
+        convert_channels(torch.zeros(channels_in, 2, 2, dtype=torch.uint8), channels)  # 1 -> 2 gave 1 channel

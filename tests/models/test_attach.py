@@ -279,15 +279,67 @@ def test_deepcopy_and_torch_save_of_the_whole_model_keep_the_attention():
     assert len(detach(loaded)) == 4 and not _attn_names(loaded)
 
 
-def test_attach_twice_and_detach_some():
+def test_attach_twice_is_refused_naming_what_is_there():
     model = TinyResNet().eval()
     first = attach(model, "se", reduction=4)
-    second = attach(model, "eca")
-    assert second == [n + "_1" for n in first]
-    assert detach(model, second) == second
-    assert _attn_names(model) == first
+    keys = list(model.state_dict())
+    with pytest.raises(ValueError) as err:
+        attach(model, "eca")
+    message = str(err.value)
+    assert message.startswith("attach(TinyResNet, 'eca') refused: 4 of its 4 places already hold attention: "
+                              "stages.0.0.attn (se, attached, in the residual branch of stages.0.0); ")
+    assert "replace=True" in message and "detach(model) first" in message and "\n" not in message
+    assert list(model.state_dict()) == keys and _attn_names(model) == first
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 4
+
+
+def test_attach_replace_swaps_the_attention_in_place():
+    model = _randomize_bn(TinyResNet()).eval()
+    x = torch.randn(2, 3, 16, 16)
+    first = attach(model, "se", reduction=4)
+    second = attach(model, "eca", replace=True)
+    assert second == first and all(model.get_submodule(n).registry_name == "eca" for n in second)
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 4  # the old hooks are gone
+    fresh = _randomize_bn(TinyResNet()).eval()
+    fresh.load_state_dict({k: v for k, v in model.state_dict().items() if ".attn." not in k})
+    attach(fresh, "eca")
+    fresh.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(x), fresh(x), rtol=0, atol=0)
+    assert detach(model, second[0]) == second[:1] and _attn_names(model) == second[1:]  # one name as a string
     with pytest.raises(ValueError, match="not attached attention"):
         detach(model, ["stages.0.0.branch"])
+
+
+def test_attach_to_other_places_is_allowed_and_the_same_stage_is_refused():
+    model = TinyResNet().eval()
+    blocks = attach(model, "se", reduction=4)
+    stages = attach(model, "eca", where="stages")  # after the stages: other places than inside the blocks
+    assert set(blocks).isdisjoint(stages) and len(stages) == 2
+    with pytest.raises(ValueError, match=r"refused: 1 of its 1 places .* \(eca, attached, after stages\.1\)"):
+        attach(model, "cbam", where=["stages.1"])
+    with pytest.raises(ValueError, match=r"refused: 2 of its 2 places"):
+        attach(model, "eca", where="stages")
+    cnn = sequential_cnn()
+    x = torch.randn(1, 1, 28, 28)
+    stages = find_stages(cnn, x)
+    attach(cnn, "se", where="stages", example_input=x)
+    assert find_stages(cnn, x) == stages  # the attention it holds does not move the places
+    with pytest.raises(ValueError, match=r"refused: 3 of its 3 places .*: 2\.attn \(se, attached, after 2\); "):
+        attach(cnn, "se", where="stages", example_input=x)
+
+
+def test_attention_built_with_a_zoo_network_is_recognised():
+    model = create_model("resnet20", attention="se").eval()
+    keys = list(model.state_dict())
+    with pytest.raises(ValueError, match=r"refused: 9 of its 9 places already hold attention: layer1\.0\.attn \(se, "
+                                         r"built with the model, in the residual branch of layer1\.0\).*create the "
+                                         r"model without attention"):
+        attach(model, "cbam")
+    assert list(model.state_dict()) == keys
+    names = attach(model, "cbam", replace=True)
+    assert names == [n for n, m in model.named_modules() if n.endswith(".attn")]
+    assert all(model.get_submodule(n).registry_name == "cbam" for n in names)
+    assert detach(model) == names and not _attn_names(model)
 
 
 def test_attention_class_and_mode_follow_the_model():
@@ -314,6 +366,8 @@ def test_errors_leave_the_model_untouched():
     keys = list(model.state_dict())
     with pytest.raises(ValueError, match=r"no module named 'layer1\.0\.bn4'.*Did you mean 'layer1\.0\.bn"):
         attach(model, "se", where=["layer1.0.bn4"])
+    with pytest.raises(ValueError, match=r"no module named 'layer1\.0\.cnov2'\. Did you mean 'layer1\.0\.conv2'\?$"):
+        attach(model, "se", where=["layer1.0.cnov2"])  # one suggestion, by edit distance counting a swap as one
     with pytest.raises(ValueError, match="called 3 times"):
         attach(model, "se", where=["layer1.0.relu"])
     with pytest.raises(ValueError, match="not an \\(N, C, H, W\\)"):
@@ -326,8 +380,12 @@ def test_errors_leave_the_model_untouched():
         attach(model, "se", where="block")
     with pytest.raises(ValueError, match="unknown attention module"):
         attach(model, "sse")
-    with pytest.raises(TypeError, match="not_an_option"):
+    with pytest.raises(ValueError, match="attention module 'se' has no option 'not_an_option'"):
         attach(model, "se", not_an_option=3)
+    with pytest.raises(ValueError, match="where is 'blocks', 'stages' or a list of module names, got 3"):
+        attach(model, "se", where=3)
+    with pytest.raises(ValueError, match="attention is None"):
+        attach(model, None)
     with pytest.raises(ValueError, match="found no residual blocks"):
         attach(sequential_cnn(), "se")
     with pytest.raises(ValueError, match="example_input"):

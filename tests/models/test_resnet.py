@@ -216,6 +216,8 @@ def test_nonlocal_explicit_blocks_and_errors():
     assert _attention_names(m) == ["layer1.2.post_attn", "layer3.0.post_attn"]
     with pytest.raises(ValueError, match=r"no residual block named 'layer3\.9'.*'layer3\.0'"):
         create_model("resnet20", attention="non_local", nonlocal_after=["layer3.9"])
+    with pytest.raises(ValueError, match=r"no residual block named 'lyaer2\.1'\. Did you mean 'layer2\.1'\? "):
+        create_model("resnet20", attention="non_local", nonlocal_after=["lyaer2.1"])  # a swap is one edit
     with pytest.raises(ValueError, match="unknown nonlocal_setting"):
         create_model("resnet20", attention="non_local", nonlocal_setting="3block")
 
@@ -342,3 +344,22 @@ def test_channels_last_input_is_kept_through_attention():
         ref = create_model("resnet20", attention="cbam").eval()
         ref.load_state_dict(m.state_dict())
         torch.testing.assert_close(f, ref.forward_features(x.contiguous()), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,match", [({"num_classes": 0}, "num_classes must be a whole number >= 1, got 0"),
+                                          ({"num_classes": -1}, "num_classes must be a whole number >= 1, got -1"),
+                                          ({"in_chans": 0}, "in_chans must be a whole number >= 1, got 0"),
+                                          ({"num_classes": 2.5}, "got 2.5")])
+def test_class_and_channel_counts_below_one_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):  # a raw negative-dimension error, or a model of nothing, before
+        create_model("resnet20", **kwargs)
+
+
+def test_an_attention_option_the_module_does_not_take_is_named_with_its_options():
+    from attnlab.models import AttentionOptionError
+
+    with pytest.raises(ValueError, match=r"attention module 'se' has no option 'nope' \(its options: reduction, "
+                                         r"min_channels, act, gate, bias\)") as err:
+        create_model("resnet20", attention="se", attention_kwargs={"nope": 1})
+    assert isinstance(err.value, TypeError) and isinstance(err.value, AttentionOptionError)  # except TypeError too
+    assert create_model("resnet20", attention="se", attention_kwargs={"reduction": 4}) is not None

@@ -56,6 +56,62 @@ def test_compare_grid_writes_a_png(tmp_path):
         compare_grid(images, {}, out_path=tmp_path / "x.png")
 
 
+def test_compare_grid_captions_each_map_and_outlines_the_boxes():
+    from matplotlib.patches import Rectangle
+
+    images = torch.rand(2, 1, 12, 12)
+    maps = {"plain": torch.rand(2, 12, 12), "cbam": torch.rand(2, 3, 3)}
+    boxes = torch.tensor([[2, 3, 8, 9], [0, 0, 12, 12]])
+    captions = {"plain": ["predicted: Trouser", "predicted: Bag"], "cbam": ["predicted: Coat", "predicted: Bag"]}
+    fig = compare_grid(images, maps, cell_titles=captions, boxes=boxes, blend=False, colorbar=False)
+    cells = np.array(fig.axes).reshape(2, 3)
+    assert [ax.get_xlabel() for ax in cells[0]] == ["", "predicted: Trouser", "predicted: Coat"]
+    assert [ax.get_xlabel() for ax in cells[1]] == ["", "predicted: Bag", "predicted: Bag"]
+    for row, (x0, y0, x1, y1) in zip(cells, boxes.tolist(), strict=True):
+        (on_input,), (on_plain,), (on_small,) = (ax.patches for ax in row)
+        assert isinstance(on_input, Rectangle)
+        assert on_input.get_xy() == (x0 - 0.5, y0 - 0.5) and on_input.get_width() == x1 - x0
+        assert on_plain.get_xy() == on_input.get_xy()
+        # the bare 3x3 map: the box scaled to its pixels
+        assert on_small.get_xy() == (x0 / 4 - 0.5, y0 / 4 - 0.5) and on_small.get_height() == (y1 - y0) / 4
+    plain = compare_grid(images, maps, colorbar=False)
+    assert all(not ax.patches and not ax.get_xlabel() for ax in plain.axes)
+
+
+def test_compare_grid_refuses_what_does_not_fit_the_images(tmp_path):
+    images = torch.rand(2, 1, 12, 12)
+    maps = {"plain": torch.rand(2, 12, 12)}
+    with pytest.raises(ValueError, match=r"boxes must be \(2, 4\)"):
+        compare_grid(images, maps, boxes=torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="cell_titles of column 'plain' has 1 entries for 2 images"):
+        compare_grid(images, maps, cell_titles={"plain": ["a"]})
+    with pytest.raises(ValueError, match="cell_titles has column 'other'"):
+        compare_grid(images, maps, cell_titles={"other": ["a", "b"]})
+    with pytest.raises(ValueError, match="at least one image"):
+        compare_grid(torch.rand(0, 1, 12, 12), {"plain": torch.rand(0, 12, 12)})
+    with pytest.raises(ValueError, match="got 1 row titles for 2 images"):
+        compare_grid(images, maps, titles=["a"])
+
+
+def test_pictures_that_cannot_be_drawn_are_named():
+    nan_map = torch.rand(8, 8)
+    nan_map[2, 3] = float("nan")
+    with pytest.raises(ValueError, match="the map holds 1 NaN or inf value of 64"):
+        overlay(torch.rand(3, 8, 8), nan_map)  # drawn as a blank patch before, with no word
+    with pytest.raises(ValueError, match="the map holds 1 NaN"):
+        compare_grid(torch.rand(1, 1, 8, 8), {"a": nan_map[None]})
+    with pytest.raises(ValueError, match="the image holds 48 NaN or inf values of 48"):
+        to_rgb(torch.full((3, 4, 4), float("inf")))
+    with pytest.raises(ValueError, match=r"the map is empty: shape \(0, 0\)"):
+        overlay(torch.rand(3, 8, 8), torch.rand(0, 0))
+    with pytest.raises(ValueError, match="mean has 2 values for an image of 3 channels"):
+        to_rgb(torch.rand(3, 4, 4), mean=[0.5, 0.5])
+    with pytest.raises(ValueError, match="unknown matplotlib colormap 'nope'"):
+        colorize(torch.rand(4, 4), cmap="nope")  # a KeyError from matplotlib before
+    with pytest.raises(ValueError, match="titles is one string"):
+        compare_grid(torch.rand(2, 1, 8, 8), {"a": torch.rand(2, 8, 8)}, titles="ab")
+
+
 def test_require_matplotlib_is_public():
     import matplotlib
 

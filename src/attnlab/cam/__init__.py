@@ -16,7 +16,16 @@ from torch import Tensor, nn
 
 from ..names import lookup, register
 from .attention_maps import capture_attention
-from .base import CAMResult, LayerSpec, TargetSpec, combine_maps, default_target_layer, normalize_maps, upsample_maps
+from .base import (
+    CAMResult,
+    LayerSpec,
+    TargetSpec,
+    check_finite,
+    combine_maps,
+    default_target_layer,
+    normalize_maps,
+    upsample_maps,
+)
 from .eigen import EigenCAM
 from .gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from .score import ScoreCAM
@@ -34,10 +43,12 @@ __all__ = [
     "TargetSpec",
     "XGradCAM",
     "capture_attention",
+    "check_finite",
     "combine_maps",
     "cam_maps",
     "create_cam",
     "default_target_layer",
+    "get_cam_class",
     "list_cams",
     "normalize_maps",
     "upsample_maps",
@@ -57,13 +68,22 @@ def list_cams() -> list[str]:
     return sorted(CAM_METHODS)
 
 
+def get_cam_class(name: str) -> type:
+    """The class of CAM method ``name`` (aliases such as ``"grad-cam++"`` accepted), without building it.
+
+    Raises:
+        ValueError: an unknown name, with the closest one and the valid ones.
+    """
+    return lookup(CAM_METHODS, name, "CAM method", _ALIASES)
+
+
 def create_cam(name: str, model: nn.Module, target_layer: LayerSpec | Sequence[LayerSpec] | None = None, **kwargs):
     """Build a CAM method by name (``"gradcam"``, ``"scorecam"``, ... see :func:`list_cams`).
 
     Raises:
         ValueError: an unknown name, with the valid ones.
     """
-    return lookup(CAM_METHODS, name, "CAM method", _ALIASES)(model, target_layer, **kwargs)
+    return get_cam_class(name)(model, target_layer, **kwargs)
 
 
 def cam_maps(model: nn.Module, x: Tensor, methods: Sequence[str] = ("gradcam",),
@@ -79,7 +99,7 @@ def cam_maps(model: nn.Module, x: Tensor, methods: Sequence[str] = ("gradcam",),
         >>> attnlab.viz.compare_grid(x, maps, out_path="cams.png")
     """
     out: dict[str, Tensor] = {}
-    for name in methods:
+    for name in [methods] if isinstance(methods, str) else methods:  # one name, not its letters
         with create_cam(name, model, target_layer, **kwargs) as cam:
-            out[name] = cam(x, None if isinstance(cam, EigenCAM) else targets)
+            out[name] = cam(x, None if cam.class_agnostic else targets)
     return out

@@ -21,7 +21,6 @@ head, for ``layer4``) and nothing before them keeps tensors alive.
 
 from __future__ import annotations
 
-import difflib
 import numbers
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,10 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..names import suggest
+
 __all__ = [
     "CAMResult",
     "LayerSpec",
     "TargetSpec",
+    "check_finite",
     "combine_maps",
     "default_target_layer",
     "eval_mode",
@@ -102,7 +104,7 @@ def resolve_target_layers(model: nn.Module, target_layer: LayerSpec | Sequence[L
     """Dotted names of the target layers, given as modules, dotted names, a list of them, or None (guess).
 
     Raises:
-        ValueError: an unknown name (with the closest names), a module not inside ``model``, a repeat, or an
+        ValueError: an unknown name (with the closest name), a module not inside ``model``, a repeat, or an
             empty list.
         TypeError: anything else.
     """
@@ -123,8 +125,8 @@ def resolve_target_layers(model: nn.Module, target_layer: LayerSpec | Sequence[L
             name = by_id[id(spec)]
         elif isinstance(spec, str):
             if spec not in modules:
-                close = difflib.get_close_matches(spec, [n for n in modules if n], n=5, cutoff=0.5)
-                hint = f"; closest: {', '.join(close)}" if close else ""
+                close = suggest(spec, [n for n in modules if n])
+                hint = f"; did you mean {close!r}?" if close else ""
                 raise ValueError(f"no module named {spec!r} in {type(model).__name__}{hint} "
                                  "(see model.named_modules())")
             name = spec
@@ -223,6 +225,37 @@ def _batch_size(output: Any) -> int | None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Non-finite values
+
+
+def check_finite(t: Tensor, what: str, hint: str) -> None:
+    """Raise when ``t`` (N, ...) holds NaN or inf: a CAM of it would be silently all zero.
+
+    Args:
+        t: a batch, first dim = image (the input, activations, scores, gradients or maps).
+        what: what ``t`` is, for the message (``"the input x"``).
+        hint: what the user can do about it.
+
+    Raises:
+        ValueError: naming how many values are NaN and inf, and in which images.
+    """
+    finite = torch.isfinite(t)
+    if bool(finite.all()):
+        return
+    bad = ~finite
+    count, nan = int(bad.sum()), int(torch.isnan(t).sum())
+    images = bad.reshape(bad.shape[0], -1).any(1).nonzero().flatten().tolist() if t.dim() else []
+    where = f", in image{'s' if len(images) > 1 else ''} {_some(images)}" if images else ""
+    raise ValueError(f"{count} non-finite value{'s' if count > 1 else ''} ({nan} NaN, {count - nan} inf) of "
+                     f"{t.numel()} in {what}{where}; a CAM would be an all-zero map: {hint}")
+
+
+def _some(items: list[int], k: int = 8) -> str:
+    """``[0, 3, 5]``, or the first ``k`` and how many more."""
+    return str(items) if len(items) <= k else f"{items[:k]} and {len(items) - k} more"
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Maps
 
 
@@ -300,6 +333,8 @@ class _CAMBase:
     name: ClassVar[str] = ""
     #: whether the method needs d score / d activation
     needs_gradients: ClassVar[bool] = True
+    #: whether the map explains no class (it takes no targets, and ``CAMResult.classes`` is None)
+    class_agnostic: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module, target_layer: LayerSpec | Sequence[LayerSpec] | None = None, *,
                  channels_last: bool | None = None, input_shape: Sequence[int] | None = None) -> None:
@@ -371,8 +406,11 @@ class _CAMBase:
                 try:
                     output = self.model(self._layout(x))
                     break
-                except RuntimeError:
+                except RuntimeError as err:
                     if not self._layout_fallback(x):
+                        mismatch = self._input_mismatch(x)
+                        if mismatch:
+                            raise ValueError(mismatch) from err
                         raise
         finally:
             self._recording = False
@@ -384,6 +422,23 @@ class _CAMBase:
             if a.dim() != 4:
                 raise ValueError(f"target layer {name!r} returned shape {tuple(a.shape)}; a CAM needs (N, C, h, w)")
         return acts, output
+
+    def _input_mismatch(self, x: Tensor) -> str | None:
+        """After the model raised on ``x``: what about ``x`` does not fit its first convolution, if anything."""
+        conv = next((m for m in self.model.modules() if isinstance(m, nn.Conv2d)), None)
+        if not x.is_floating_point():
+            return (f"x is {x.dtype}; the model takes floating-point images (e.g. x.float() / 255, then the "
+                    "model's normalisation)")
+        if conv is None:
+            return None
+        if x.shape[1] != conv.in_channels:
+            return (f"x has {x.shape[1]} channel{'s' if x.shape[1] != 1 else ''}, the model's first convolution "
+                    f"takes {conv.in_channels} "
+                    f"(x is {tuple(x.shape)})")
+        if x.dtype != conv.weight.dtype or x.device != conv.weight.device:
+            return (f"x is {x.dtype} on {x.device}, the model's weights {conv.weight.dtype} on {conv.weight.device}: "
+                    "move one to the other (x.to(weight))")
+        return None
 
     # -- input layout ----------------------------------------------------------------------------------------
     def _layout(self, x: Tensor) -> Tensor:
@@ -429,20 +484,33 @@ class _CAMBase:
         return result.maps
 
     def compute(self, x: Tensor, targets: TargetSpec = None) -> CAMResult:
-        """Like ``__call__`` but return everything: input-size maps, each layer's raw map, output, classes."""
+        """Like ``__call__`` but return everything: input-size maps, each layer's raw map, output, classes.
+
+        Raises:
+            ValueError: ``x`` is not (N, C, H, W), a bad target, or a NaN or inf in the input, the target
+                layers' activations, the target scores, the gradients or the maps (:func:`check_finite`):
+                such a map would come out all zero.
+        """
         if not self.hook_handles:
             raise RuntimeError(f"the hooks of this {type(self).__name__} were removed (it was used outside its "
                                "`with` block or after remove_hooks()); create a new one")
         if not isinstance(x, Tensor) or x.dim() != 4:
             raise ValueError(f"x must be a (N, C, H, W) tensor, got {getattr(x, 'shape', type(x).__name__)}")
+        check_finite(x.detach(), "the input x", "replace or drop those values (e.g. torch.nan_to_num) first")
         with eval_mode(self.model), torch.inference_mode(False):
             try:
                 acts, output = self._forward(x)
+                for name, a in zip(self.target_names, acts, strict=True):
+                    check_finite(a.detach(), f"the activation of target layer {name!r}",
+                                 "the model overflows on this input, or its weights hold NaN/inf")
                 raw, classes = self._raw_maps(x, acts, output, targets)
             finally:
                 self._acts = [None] * len(self.target_names)
         with torch.no_grad():
             raw = [r.detach().float() if r.dtype in (torch.float16, torch.bfloat16) else r.detach() for r in raw]
+            for name, r in zip(self.target_names, raw, strict=True):
+                check_finite(r, f"the {self.name or type(self).__name__} map of target layer {name!r}",
+                             "it overflowed: run the model in float32")
             maps = combine_maps(raw, x.shape[-2:])
         out = output.detach() if isinstance(output, Tensor) else output
         return CAMResult(maps=maps, raw=dict(zip(self.target_names, raw, strict=True)), output=out, classes=classes)

@@ -51,6 +51,7 @@ class EigenCAM(_CAMBase):
 
     name = "eigencam"
     needs_gradients = False
+    class_agnostic = True
 
     def _raw_maps(self, x: Tensor, acts: list[Tensor], output: Any,
                   targets: TargetSpec) -> tuple[list[Tensor], Tensor | None]:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .base import LayerSpec, TargetSpec, _CAMBase, resolve_targets
+from .base import LayerSpec, TargetSpec, _CAMBase, check_finite, resolve_targets
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM"]
 
@@ -35,6 +35,7 @@ class _GradientCAM(_CAMBase):
     def _raw_maps(self, x: Tensor, acts: list[Tensor], output: Any,
                   targets: TargetSpec) -> tuple[list[Tensor], Tensor | None]:
         scores, classes = resolve_targets(targets, output)
+        check_finite(scores.detach(), "the target score", "the model's output is NaN or inf on this input")
         if not scores.requires_grad:
             raise RuntimeError("the target score does not depend on the target layers (no autograd graph); "
                                "check that the target layers come before the output")
@@ -42,12 +43,19 @@ class _GradientCAM(_CAMBase):
         for name, g in zip(self.target_names, grads, strict=True):
             if g is None:
                 raise RuntimeError(f"the target score does not depend on target layer {name!r}")
+            check_finite(g, f"the gradient of the target score at layer {name!r}",
+                         "the model's weights hold NaN/inf, or the backward overflows (run it in float32)")
         with torch.no_grad():
             return [self._map(a.detach(), g) for a, g in zip(acts, grads, strict=True)], classes
 
     def _map(self, a: Tensor, g: Tensor) -> Tensor:
         """(N, K, h, w) activations and gradients -> (N, h, w) raw map."""
         raise NotImplementedError
+
+
+def _check_eps(eps: float) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):  # NaN too
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
 
 
 def _weighted_sum(w: Tensor, a: Tensor) -> Tensor:
@@ -83,8 +91,7 @@ class GradCAMPlusPlus(_GradientCAM):
     def __init__(self, model: nn.Module, target_layer: LayerSpec | list[LayerSpec] | None = None, *,
                  eps: float = 1e-6, channels_last: bool | None = None,
                  input_shape: tuple[int, ...] | None = None) -> None:
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
+        _check_eps(eps)
         super().__init__(model, target_layer, channels_last=channels_last, input_shape=input_shape)
         self.eps = float(eps)
 
@@ -109,6 +116,7 @@ class XGradCAM(_GradientCAM):
     def __init__(self, model: nn.Module, target_layer: LayerSpec | list[LayerSpec] | None = None, *,
                  eps: float = 1e-8, channels_last: bool | None = None,
                  input_shape: tuple[int, ...] | None = None) -> None:
+        _check_eps(eps)
         super().__init__(model, target_layer, channels_last=channels_last, input_shape=input_shape)
         self.eps = float(eps)
 

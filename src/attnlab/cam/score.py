@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import LayerSpec, TargetSpec, _CAMBase, resolve_targets
+from .base import LayerSpec, TargetSpec, _CAMBase, check_finite, resolve_targets
 
 __all__ = ["ScoreCAM", "SCORES"]
 
@@ -174,6 +174,8 @@ class ScoreCAM(_CAMBase):
             s0 = self._scores(out0.expand(n, *out0.shape[1:]), rows_image, classes, fn)  # (N,)
             scores = torch.where(shared, s0[:, None], scores)
 
+        check_finite(scores, "the scores of the masked inputs (image x channel)",
+                     "the model's output is NaN or inf on masked copies of this input")
         if self.score == "logit":
             weights = scores.masked_fill(~include, float("-inf")).softmax(1)  # (N, K)
         else:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import warnings
 import zlib
@@ -347,6 +348,9 @@ class ClutteredFashionMNIST(TensorImageDataset):
                  mask_threshold: int = 0, clutter_overlap: bool = False, cache: bool = True,
                  cache_dir: str | os.PathLike | None = None, transform: Transform | None = None):
         check_split(split)
+        if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1):
+            raise ValueError(f"size (canvases to generate) must be a whole number >= 1, or None for every item of the "
+                             f"split once; got {size!r}")
         self.root = fashion_mnist_root(root)
         self.split = split
         self.params = dict(split=split, canvas=canvas, n_clutter=n_clutter, fragment_size=fragment_size, seed=seed,

@@ -128,9 +128,16 @@ def decode_image(path: str | os.PathLike) -> Tensor:
 
 def convert_channels(x: Tensor, channels: int) -> Tensor:
     """An image with ``channels`` channels: (C, H, W) uint8 -> (channels, H, W) uint8, grey repeated to RGB, RGB
-    reduced to grey by ITU-R 601 luma (an image that has them already is returned as it is)."""
+    reduced to grey by ITU-R 601 luma (an image that has them already is returned as it is).
+
+    Raises:
+        ValueError: any other conversion (e.g. RGBA to RGB, or to 2 channels): only grey <-> RGB is made.
+    """
     if x.shape[0] == channels:
         return x
+    if (x.shape[0], channels) not in ((1, 3), (3, 1)):
+        raise ValueError(f"cannot convert a {x.shape[0]}-channel image to {channels} channels: only grey (1) and RGB "
+                         "(3) convert into each other")
     if channels == 3:
         return x.expand(3, -1, -1).contiguous()
     weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)

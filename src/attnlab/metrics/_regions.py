@@ -10,19 +10,49 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["as_maps", "as_boxes", "box_iou", "boxes_to_masks", "connected_components", "mask_to_box",
-           "largest_component", "component_boxes"]
+__all__ = ["as_maps", "as_boxes", "as_masks", "box_iou", "boxes_to_masks", "check_finite", "connected_components",
+           "mask_to_box", "largest_component", "component_boxes"]
 
 
 def as_maps(maps: Tensor) -> Tensor:
-    """Check saliency maps: (N, H, W) (or (N, 1, H, W)) -> (N, H, W) floating point."""
+    """Check saliency maps: (N, H, W) (or (N, 1, H, W)) -> (N, H, W) floating point.
+
+    Raises:
+        ValueError: another shape, maps without pixels (H or W of 0), or NaN/inf values (every metric of
+            such a map would be quietly wrong: NaN wins an argmax, fails every threshold, zeroes an energy).
+    """
     if not isinstance(maps, Tensor):
         raise TypeError(f"maps must be a tensor, got {type(maps).__name__}")
     if maps.dim() == 4 and maps.shape[1] == 1:
         maps = maps[:, 0]
     if maps.dim() != 3:
         raise ValueError(f"maps must be (N, H, W), got shape {tuple(maps.shape)}")
-    return maps if maps.is_floating_point() else maps.float()
+    if maps.shape[0] and not maps.shape[1] * maps.shape[2]:
+        raise ValueError(f"maps have no pixels: shape {tuple(maps.shape)}")
+    maps = maps if maps.is_floating_point() else maps.float()
+    check_finite(maps, "the maps")
+    return maps
+
+
+def check_finite(t: Tensor, what: str) -> None:
+    """Raise ValueError when ``t`` (N, ...) holds NaN or inf, naming how many and in which images."""
+    bad = ~torch.isfinite(t)
+    if not bool(bad.any()):
+        return
+    images = bad.reshape(bad.shape[0], -1).any(1).nonzero().flatten().tolist()
+    shown = str(images) if len(images) <= 8 else f"{images[:8]} and {len(images) - 8} more"
+    count = int(bad.sum())
+    raise ValueError(f"{what} hold {count} NaN or inf value{'s' if count > 1 else ''} (in image"
+                     f"{'s' if len(images) > 1 else ''} {shown}); a metric of them would be meaningless: drop or fix "
+                     "those images first")
+
+
+def as_masks(mask: Tensor) -> Tensor:
+    """Check binary masks: (B, H, W) -> (B, H, W) (any dtype; non-zero is foreground)."""
+    mask = torch.as_tensor(mask)
+    if mask.dim() != 3:
+        raise ValueError(f"masks must be (B, H, W), got shape {tuple(mask.shape)}")
+    return mask
 
 
 def as_boxes(boxes: Tensor, n: int) -> Tensor:
@@ -42,8 +72,18 @@ def as_boxes(boxes: Tensor, n: int) -> Tensor:
 
 
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """IoU of boxes (..., 4) and (..., 4), broadcast; exclusive x1/y1; an empty box has IoU 0."""
-    a, b = a.double(), b.double()
+    """IoU of boxes (..., 4) and (..., 4), broadcast; exclusive x1/y1; an empty box has IoU 0.
+
+    Raises:
+        ValueError: a last dimension other than 4, or shapes that do not broadcast.
+    """
+    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    if a.shape[-1:] != (4,) or b.shape[-1:] != (4,):
+        raise ValueError(f"boxes are (..., 4) (x0, y0, x1, y1), got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    try:
+        torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError as err:
+        raise ValueError(f"box shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from err
     ix = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp_min(0)
     iy = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp_min(0)
     inter = ix * iy
@@ -55,7 +95,8 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
 
 def boxes_to_masks(boxes: Tensor, size: tuple[int, int]) -> Tensor:
     """Union of each image's boxes as a mask: (N, 4) or (N, M, 4) -> (N, H, W) bool."""
-    boxes = as_boxes(boxes, boxes.shape[0])
+    boxes = torch.as_tensor(boxes)
+    boxes = as_boxes(boxes, boxes.shape[0] if boxes.dim() else 0)
     h, w = size
     ys = torch.arange(h, device=boxes.device)[None, None, :, None]  # (1, 1, H, 1)
     xs = torch.arange(w, device=boxes.device)[None, None, None, :]  # (1, 1, 1, W)
@@ -66,6 +107,7 @@ def boxes_to_masks(boxes: Tensor, size: tuple[int, int]) -> Tensor:
 
 def mask_to_box(mask: Tensor) -> Tensor:
     """Tight box around each mask's pixels: (B, H, W) bool -> (B, 4) long; an empty mask gives (0, 0, 0, 0)."""
+    mask = as_masks(mask)
     b, h, w = mask.shape
     rows, cols = mask.any(2), mask.any(1)  # (B, H), (B, W)
     y0 = rows.int().argmax(1)
@@ -174,6 +216,7 @@ def connected_components(mask: Tensor, connectivity: int = 8) -> Tensor:
     """
     if connectivity not in (4, 8):
         raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+    mask = as_masks(mask)
     b, h, w = mask.shape
     if not mask.numel():
         return torch.zeros(b, h, w, dtype=torch.long, device=mask.device)
@@ -289,6 +332,7 @@ class NestedComponents:
 
 def largest_component(mask: Tensor, connectivity: int = 8) -> Tensor:
     """The largest connected component of each mask (ties: the one with the smaller label): (B, H, W) bool."""
+    mask = as_masks(mask)
     b, h, w = mask.shape
     lab = connected_components(mask, connectivity).view(b, h * w)
     counts = torch.zeros(b, h * w + 1, device=mask.device, dtype=torch.long)
@@ -308,6 +352,7 @@ def component_boxes(mask: Tensor, connectivity: int = 8) -> tuple[Tensor, Tensor
         ``(boxes (B, H*W + 1, 4) long, present (B, H*W + 1) bool)``: slot ``l`` holds the box of the component
         labelled ``l`` (see :func:`connected_components`); ``present`` marks the slots that are components.
     """
+    mask = as_masks(mask)
     b, h, w = mask.shape
     hw = h * w
     lab = connected_components(mask, connectivity).view(b, hw)

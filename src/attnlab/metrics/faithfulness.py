@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._regions import as_maps
+from ._regions import as_maps, check_finite
 
 __all__ = ["causal_curve", "deletion_auc", "insertion_auc", "curve_auc", "gaussian_blur"]
 
@@ -33,7 +33,17 @@ Substrate = str | Callable[[Tensor], Tensor]
 
 
 def gaussian_blur(images: Tensor, size: int = 11, sigma: float = 5.0) -> Tensor:
-    """Per-channel Gaussian blur with zero padding (RISE's insertion substrate): (N, C, H, W) -> same."""
+    """Per-channel Gaussian blur with zero padding (RISE's insertion substrate): (N, C, H, W) -> same.
+
+    Raises:
+        ValueError: images not (N, C, H, W), ``size`` not an odd whole number >= 1, or ``sigma`` not > 0.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, C, H, W), got {tuple(images.shape)}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be an odd whole number >= 1 (the kernel's side), got {size!r}")
+    if not sigma > 0 or not math.isfinite(sigma):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
     d = torch.arange(size, dtype=torch.float64, device=images.device) - (size - 1) / 2
     g = torch.exp(-(d**2) / (2 * sigma**2))
     k = (g[:, None] * g[None, :]) / (g.sum() ** 2)  # (size, size), sums to 1
@@ -70,6 +80,23 @@ def _frozen(model: Callable[..., Any]) -> Iterator[None]:
             m.training = flag
 
 
+def _classes(model: Callable[[Tensor], Tensor], images: Tensor, targets: int | Tensor | None) -> Tensor:
+    """The class of each image (N,): ``targets`` (one for all, or one each), else the model's prediction."""
+    out = model(images)
+    n, k = out.shape[0], out.shape[-1]
+    if targets is None:
+        return out.argmax(1)
+    classes = torch.as_tensor(targets, device=images.device)
+    if classes.is_floating_point() or classes.dtype == torch.bool:
+        raise ValueError(f"targets are class indices (ints), got {classes.dtype}")
+    classes = classes.long().reshape(-1)
+    if classes.numel() not in (1, n):
+        raise ValueError(f"got {classes.numel()} targets for {n} images (give one, or one per image)")
+    if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= k):
+        raise ValueError(f"target class out of range [0, {k}): {classes.tolist()[:8]}")
+    return classes.expand(n)
+
+
 def curve_auc(curve: Tensor) -> Tensor:
     """Normalised area under each curve (N, S + 1) on x in [0, 1]: RISE's ``auc`` -> (N,)."""
     if curve.shape[-1] < 2:
@@ -102,6 +129,7 @@ def causal_curve(model: Callable[[Tensor], Tensor], images: Tensor, maps: Tensor
     if images.dim() != 4:
         raise ValueError(f"images must be (N, C, H, W), got {tuple(images.shape)}")
     maps = as_maps(maps).to(images.device)
+    check_finite(images, "the images")
     n, c, h, w = images.shape
     if tuple(maps.shape) != (n, h, w):
         raise ValueError(f"maps {tuple(maps.shape)} must be (N, H, W) = {(n, h, w)} (upsample them first)")
@@ -115,10 +143,7 @@ def causal_curve(model: Callable[[Tensor], Tensor], images: Tensor, maps: Tensor
     with _frozen(model), torch.no_grad():
         other = _substrate(substrate, images)
         start, finish = (images, other) if mode == "deletion" else (other, images)
-        if targets is None:
-            classes = model(images).argmax(1)
-        else:
-            classes = torch.as_tensor(targets, device=images.device).long().reshape(-1).expand(n)
+        classes = _classes(model, images, targets)
         order = torch.argsort(maps.reshape(n, hw), dim=1, descending=True, stable=True)  # (N, HW), salient first
         rank = torch.empty_like(order).scatter_(1, order, torch.arange(hw, device=order.device).expand(n, hw))
         rank = rank.view(n, 1, h, w)

@@ -54,15 +54,17 @@ def pointing_game(maps: Tensor, gt: Tensor, tolerance: float = 0) -> Tensor:
         (N,) bool hits. With several maxima the first in row-major order counts (``argmax``).
     """
     maps = as_maps(maps)
-    if tolerance < 0:
+    if not tolerance >= 0:  # NaN too
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     mask = _gt_masks(gt, maps)
     if tolerance >= 1:
         k = _disk(tolerance, maps.device)
         mask = F.conv2d(mask[:, None].float(), k[None, None], padding=k.shape[-1] // 2)[:, 0] > 0
     n, h, w = maps.shape
-    idx = maps.reshape(n, -1).argmax(1)  # (N,)
-    return mask.reshape(n, -1).gather(1, idx[:, None]).squeeze(1)
+    if n == 0:
+        return torch.zeros(0, dtype=torch.bool, device=maps.device)
+    idx = maps.reshape(n, h * w).argmax(1)  # (N,)
+    return mask.reshape(n, h * w).gather(1, idx[:, None]).squeeze(1)
 
 
 def energy_pointing_game(maps: Tensor, gt: Tensor) -> Tensor:

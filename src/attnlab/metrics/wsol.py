@@ -33,7 +33,13 @@ __all__ = ["MaxBoxAccV2", "MaxBoxAccResult", "PxAP", "max_box_acc_v2", "pxap", "
 
 
 def default_thresholds(interval: float = 0.01) -> Tensor:
-    """CAM thresholds 0, interval, ..., < 1 (float64), as ``np.arange(0, 1, interval)`` in Choe et al."""
+    """CAM thresholds 0, interval, ..., < 1 (float64), as ``np.arange(0, 1, interval)`` in Choe et al.
+
+    Raises:
+        ValueError: ``interval`` outside (0, 1].
+    """
+    if not 0 < interval <= 1:
+        raise ValueError(f"interval must be in (0, 1], got {interval}")
     n = int(round(1 / interval))
     return torch.arange(n, dtype=torch.float64) * interval
 
@@ -88,11 +94,13 @@ class MaxBoxAccV2:
                  iou_thresholds: Sequence[float] = (0.3, 0.5, 0.7), multi_contour: bool = True,
                  connectivity: int = 8, chunk_pixels: int = 2**24) -> None:
         self.thresholds = default_thresholds() if thresholds is None else torch.as_tensor(thresholds).double()
-        if self.thresholds.dim() != 1 or not len(self.thresholds):
-            raise ValueError("thresholds must be a non-empty 1-D sequence")
+        if self.thresholds.dim() != 1 or not len(self.thresholds) or not bool(self.thresholds.isfinite().all()):
+            raise ValueError("thresholds must be a non-empty 1-D sequence of finite numbers")
         self.iou_thresholds = tuple(float(d) for d in iou_thresholds)
         if not self.iou_thresholds:
             raise ValueError("iou_thresholds must not be empty")
+        if not all(0 < d <= 1 for d in self.iou_thresholds):  # an IoU above 1 is never reached: a silent 0
+            raise ValueError(f"iou_thresholds are IoU criteria in (0, 1], got {self.iou_thresholds}")
         self.multi_contour = multi_contour
         self.connectivity = connectivity
         self.chunk_pixels = int(chunk_pixels)
@@ -165,7 +173,7 @@ class MaxBoxAccV2:
     def compute(self) -> MaxBoxAccResult:
         """MaxBoxAccV2 over everything accumulated."""
         if self.count == 0:
-            raise ValueError("MaxBoxAccV2.compute() before any update()")
+            raise ValueError("MaxBoxAccV2.compute() with no image: update() it with maps of at least one image first")
         curve = self.hits.double() / self.count  # (T, D)
         best, arg = curve.max(0)
         per = {d: float(b) for d, b in zip(self.iou_thresholds, best, strict=True)}
@@ -229,7 +237,8 @@ class PxAP:
         fp = self.neg.flip(0).cumsum(0).double()
         n_pos = self.pos.sum()
         if n_pos <= 0:
-            raise ValueError("PxAP needs at least one positive ground-truth pixel")
+            raise ValueError("PxAP needs at least one positive ground-truth pixel (no image given, or every mask "
+                             "empty)")
         precision = torch.where(tp + fp > 0, tp / (tp + fp).clamp_min(1), torch.zeros_like(tp))
         recall = tp / n_pos
         return float((precision[1:] * recall.diff()).sum())

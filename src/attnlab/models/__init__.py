@@ -10,6 +10,7 @@
 Floor 3: imports ``attnlab.attention`` (and the floor-0 name lookup) only.
 """
 
+from ._attn import AttentionOptionError
 from .attach import attach, detach, find_blocks, find_stages
 from .convert import CHECKPOINT_LAYOUTS, ConvertedCheckpoint, convert_checkpoint
 from .loading import LoadReport, load_backbone
@@ -18,6 +19,7 @@ from .registry import create_model, get_model_builder, list_models, register_mod
 from .resnet import NONLOCAL_SETTINGS, PLACEMENTS, BasicBlock, Bottleneck, ResNet, default_placement, nonlocal_positions
 
 __all__ = [
+    "AttentionOptionError",
     "BasicBlock",
     "Bottleneck",
     "CHECKPOINT_LAYOUTS",

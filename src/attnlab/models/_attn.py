@@ -10,13 +10,15 @@ are attention keys, which :func:`attnlab.load_backbone` reports as new rather th
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
 
 from ..attention import AttentionModule, create_attention, get_attention_class
 
-__all__ = ["AttentionSpec", "make_attention", "attention_class", "attention_name", "attention_prefixes", "MARK"]
+__all__ = ["AttentionOptionError", "AttentionSpec", "make_attention", "attention_class", "attention_name",
+           "attention_prefixes", "MARK"]
 
 AttentionSpec = str | type[nn.Module] | None
 MARK = "_attnlab_placed"
@@ -52,20 +54,43 @@ def make_attention(spec: AttentionSpec, channels: int, kwargs: dict[str, Any] | 
         placed: ``"model"`` or ``"attached"`` (see the module docstring).
 
     Raises:
-        ValueError: for an unknown registry name.
+        ValueError: for an unknown registry name, or an option the module does not take
+            (:class:`AttentionOptionError`, also a ``TypeError``).
         TypeError: for a spec that is neither a name nor an ``nn.Module`` class.
     """
     if spec is None:
         return None
     kwargs = dict(kwargs or {})
     if isinstance(spec, str):
+        _check_options(get_attention_class(spec), spec, kwargs)
         module = create_attention(spec, channels, **kwargs)
     elif isinstance(spec, type) and issubclass(spec, nn.Module):
+        _check_options(spec, spec.__name__, kwargs)
         module = spec(channels, **kwargs)
     else:
         raise TypeError(f"attention is a registry name or an nn.Module class taking channels first, got {spec!r}")
     setattr(module, MARK, placed)
     return module
+
+
+class AttentionOptionError(ValueError, TypeError):
+    """An option the attention module does not take: a ``ValueError`` (a user's mistake, named with the module's
+    options) that is also the ``TypeError`` Python raises for an unexpected keyword, for code catching that."""
+
+
+def _check_options(cls: type, label: str, kwargs: dict[str, Any]) -> None:
+    """Raise :class:`AttentionOptionError` for keyword options ``cls(channels, ...)`` does not take."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # no signature to read: let the call itself decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    options = [n for n, p in list(params.items())[1:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = [k for k in kwargs if k not in options]
+    if unknown:
+        raise AttentionOptionError(f"attention module {label!r} has no option {', '.join(map(repr, unknown))} "
+                                   f"(its options: {', '.join(options) or 'none'})")
 
 
 def attention_prefixes(model: nn.Module) -> list[str]:

@@ -45,7 +45,7 @@ attention working. :func:`detach` removes what :func:`attach` inserted (and noth
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +54,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..attention import AttentionModule
+from ..names import suggest
 from ._attn import MARK, AttentionSpec, make_attention
 
 __all__ = ["attach", "detach", "find_blocks", "find_stages"]
@@ -63,11 +65,18 @@ _GUESS_SIZES = (224, 32, 28, 64)
 
 
 class _AttentionHook:
-    """Forward hook ``output -> owner.<attr>(output)``; a plain object, so deepcopy and pickle keep it."""
+    """Forward hook ``output -> owner.<attr>(output)``; a plain object, so deepcopy and pickle keep it.
 
-    def __init__(self, owner: nn.Module, attr: str) -> None:
+    ``target`` is the module it is registered on and ``position`` where that puts the attention: ``"branch"``
+    (the residual branch of ``owner``, a block) or ``"after"`` (after ``target``), so a second
+    :func:`attach` to the same place can be recognised.
+    """
+
+    def __init__(self, owner: nn.Module, attr: str, target: nn.Module | None = None, position: str = "after") -> None:
         self.owner = owner
         self.attr = attr
+        self.target = target
+        self.position = position
         self.handle: Any = None
 
     def __call__(self, module: nn.Module, args: tuple, output: Tensor) -> Tensor:
@@ -436,13 +445,17 @@ def _stage_ends(records: dict[str, _Record], blocks: list[_Block]) -> list[str]:
 
 
 def find_blocks(model: nn.Module, example_input: Tensor | None = None) -> list[str]:
-    """Dotted names of the residual blocks :func:`attach` finds with ``where="blocks"``, in forward order."""
-    return [b.name for b in _find_blocks(_trace(model, example_input))]
+    """Dotted names of the residual blocks :func:`attach` finds with ``where="blocks"``, in forward order.
+
+    Attention already in the model is left out of the search, so the answer is the same before and after
+    :func:`attach`; likewise for :func:`find_stages`.
+    """
+    return [b.name for b in _find_blocks(_without_attention(_trace(model, example_input)))]
 
 
 def find_stages(model: nn.Module, example_input: Tensor | None = None) -> list[str]:
     """Dotted names of the modules :func:`attach` puts attention after with ``where="stages"``."""
-    records = _trace(model, example_input)
+    records = _without_attention(_trace(model, example_input))
     return _stage_ends(records, _find_blocks(records))
 
 
@@ -475,6 +488,7 @@ class _Plan:
     """One insertion: attention after ``target``, stored as ``owner.<attr>``.
 
     ``slot``: the owner's own attention slot (``"branch"``/``"output"``) it fills, or None: a forward hook.
+    ``position``: ``"branch"`` (the residual branch of ``owner``, a block) or ``"after"`` (after ``target``).
     """
 
     target: str
@@ -484,6 +498,7 @@ class _Plan:
     channels: int
     dtype: torch.dtype
     device: torch.device
+    position: str = "after"
 
     @property
     def hook(self) -> bool:
@@ -495,6 +510,8 @@ def _join(*parts: str) -> str:
 
 
 def _plan_after(model: nn.Module, records: dict[str, _Record], name: str) -> _Plan:
+    if name not in records:
+        raise ValueError(f"module {name!r} is attention itself: name the module it follows")
     rec = records[name]
     if rec.calls == 0:
         raise ValueError(f"module {name!r} is not called by the forward of {type(model).__name__}")
@@ -527,8 +544,85 @@ def _plan_block(model: nn.Module, records: dict[str, _Record], blk: _Block) -> _
     block = model.get_submodule(blk.name)
     slot = _free_slot(block, "branch")
     if slot is not None:
-        return _Plan(blk.end, blk.name, slot, "branch", blk.channels, rec.dtype, rec.device)
-    return _Plan(blk.end, blk.name, _free_name(block, "attn"), None, blk.channels, rec.dtype, rec.device)
+        return _Plan(blk.end, blk.name, slot, "branch", blk.channels, rec.dtype, rec.device, "branch")
+    return _Plan(blk.end, blk.name, _free_name(block, "attn"), None, blk.channels, rec.dtype, rec.device, "branch")
+
+
+# --- attention already in the model -----------------------------------------------------------------------------
+
+
+def _is_attention(module: nn.Module) -> bool:
+    return isinstance(module, AttentionModule) or bool(getattr(module, MARK, None))
+
+
+def _without_attention(records: dict[str, _Record]) -> dict[str, _Record]:
+    """The dry forward's records minus attention modules and what they hold: places are found in the backbone
+    alone, so attention already in the model does not move them (nor count as a block's last module)."""
+    inside = tuple(r.name + "." for r in records.values() if r.name and _is_attention(r.module))
+    return {n: dataclasses.replace(r, children=[c for c in r.children if not _is_attention(r.module.get_submodule(c))])
+            for n, r in records.items() if not (n + ".").startswith(inside)}
+
+
+def _output_end(module: nn.Module) -> nn.Module:
+    """The module whose output is ``module``'s output: the last child of a ``nn.Sequential``, recursively."""
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[-1]
+    return module
+
+
+def _place(position: str, owner: nn.Module, target: nn.Module) -> tuple[str, int]:
+    """A place for attention: the residual branch of block ``owner``, or after ``target``'s output."""
+    return ("branch", id(owner)) if position == "branch" else ("after", id(_output_end(target)))
+
+
+def _existing_places(model: nn.Module) -> dict[tuple[str, int], tuple[str, nn.Module]]:
+    """Place -> (dotted name, module) of the attention the model holds where :func:`attach` would put some."""
+    out: dict[tuple[str, int], tuple[str, nn.Module]] = {}
+    for name, m in model.named_modules():
+        if not name or not _is_attention(m):
+            continue
+        hook = m.__dict__.get("_attnlab_hook")
+        owner_name, _, attr = name.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        if hook is not None and getattr(hook, "target", None) is not None:
+            out.setdefault(_place(hook.position, hook.owner, hook.target), (name, m))
+            continue
+        slots = getattr(owner, "attention_slots", None)
+        positions = [p for p, a in slots.items() if a == attr] if isinstance(slots, dict) else []
+        if positions:  # a block's own slot: its branch, or its output
+            out.setdefault(_place("branch" if positions[0] == "branch" else "after", owner, owner), (name, m))
+    return out
+
+
+def _describe_attention(name: str, module: nn.Module, plan: _Plan) -> str:
+    """``layer1.0.attn (se, attached, in the residual branch of layer1.0)``."""
+    family = getattr(type(module), "registry_name", "") or type(module).__name__
+    how = "built with the model" if getattr(module, MARK, None) == "model" else "attached"
+    where = f"in the residual branch of {plan.owner}" if plan.position == "branch" else f"after {plan.target}"
+    return f"{name} ({family}, {how}, {where})"
+
+
+def _occupied(model: nn.Module, plans: list[_Plan]) -> list[tuple[str, nn.Module, _Plan]]:
+    """The attention already at the places ``plans`` would fill (name, module, the plan), in plan order."""
+    existing = _existing_places(model)
+    found: list[tuple[str, nn.Module, _Plan]] = []
+    for plan in plans:
+        key = _place(plan.position, model.get_submodule(plan.owner), model.get_submodule(plan.target))
+        if key in existing and all(existing[key][1] is not m for _, m, _ in found):
+            found.append((*existing[key], plan))
+    return found
+
+
+def _remove(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Take one attention module out: its hook and attribute, or empty the block slot it sits in."""
+    owner_name, _, attr = name.rpartition(".")
+    owner = model.get_submodule(owner_name)
+    hook = module.__dict__.get("_attnlab_hook")
+    if hook is not None:
+        hook.handle.remove()
+        delattr(owner, attr)
+    else:
+        setattr(owner, attr, None)  # a native slot of an attnlab block
 
 
 def _check_names(model: nn.Module, names: Sequence[str]) -> None:
@@ -536,13 +630,58 @@ def _check_names(model: nn.Module, names: Sequence[str]) -> None:
     known_set = set(known)
     for name in names:
         if not isinstance(name, str) or name not in known_set:
-            close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            close = suggest(str(name), known)
+            hint = f" Did you mean {close!r}?" if close else ""
             raise ValueError(f"{type(model).__name__} has no module named {name!r}.{hint}")
 
 
+def _check_where(model: nn.Module, where: str | Sequence[str]) -> str | list[str]:
+    """``where`` as "blocks", "stages" or a list of module names of ``model``; raises ValueError otherwise."""
+    if isinstance(where, str) or not isinstance(where, Sequence):
+        if where not in ("blocks", "stages"):
+            raise ValueError(f"where is 'blocks', 'stages' or a list of module names, got {where!r}")
+        return where
+    where = list(where)
+    if not where:
+        raise ValueError("where is an empty list: name at least one module")
+    _check_names(model, where)
+    twice = sorted({n for n in where if where.count(n) > 1})
+    if twice:
+        raise ValueError(f"where names a module more than once: {twice}")
+    return where
+
+
+def _plans(model: nn.Module, records: dict[str, _Record], where: str | list[str]) -> list[_Plan]:
+    """One insertion per place ``where`` names (see :func:`attach`)."""
+    if where == "blocks":
+        blocks = _find_blocks(records)
+        if not blocks:
+            raise ValueError(f"found no residual blocks in {type(model).__name__}: a block is a module whose output is "
+                             "(an activation of) branch(x) + shortcut(x) (also in place or on some channels), "
+                             "cat(shortcut(x), branch(x)), or whose output its caller concatenates with its input "
+                             "(a dense layer), with more convolutions on the branch than on the shortcut. "
+                             "where=\"stages\" puts attention after every stage instead (found for any CNN: the "
+                             "ends of its runs at one resolution); where=[...] names the modules to follow")
+        return [_plan_block(model, records, b) for b in blocks]
+    targets = _stage_ends(records, _find_blocks(records)) if where == "stages" else where
+    if not targets:
+        raise ValueError(f"found no stages in {type(model).__name__}; name the modules to follow with where=[...]")
+    return [_plan_after(model, records, t) for t in targets]
+
+
+def _refuse_occupied(model: nn.Module, attention: AttentionSpec, occupied: list[tuple[str, nn.Module, _Plan]],
+                     places: int) -> None:
+    """The error for an :func:`attach` to places that already hold attention."""
+    what = attention if isinstance(attention, str) else getattr(attention, "__name__", repr(attention))
+    listed = "; ".join(_describe_attention(*o) for o in occupied[:3]) + ("; ..." if len(occupied) > 3 else "")
+    built = any(getattr(m, MARK, None) == "model" for _, m, _ in occupied)
+    undo = "create the model without attention" if built else "detach(model) first"
+    raise ValueError(f"attach({type(model).__name__}, {what!r}) refused: {len(occupied)} of its {places} places "
+                     f"already hold attention: {listed}. Pass replace=True to replace it, or {undo}")
+
+
 def attach(model: nn.Module, attention: AttentionSpec, *, where: str | Sequence[str] = "blocks",
-           example_input: Tensor | None = None, **kwargs: Any) -> list[str]:
+           example_input: Tensor | None = None, replace: bool = False, **kwargs: Any) -> list[str]:
     """Insert attention into ``model`` in place; return the dotted names of the new attention modules.
 
     Args:
@@ -554,6 +693,8 @@ def attach(model: nn.Module, attention: AttentionSpec, *, where: str | Sequence[
         example_input: an input for the dry forward that finds the places and channel counts; by default
             one random image with the first conv's input channels at 224x224 (then 32, 28 and 64 if that
             fails). Give one when the model needs another size.
+        replace: where a place already holds attention (attached before, or built with the model), take it
+            out and put the new one in its place; False (default) refuses.
         **kwargs: options for every attention module (``reduction=8``, ...).
 
     Returns:
@@ -561,61 +702,52 @@ def attach(model: nn.Module, attention: AttentionSpec, *, where: str | Sequence[
         state_dict entries, in forward order.
 
     Raises:
-        ValueError: for an unknown ``where``, a name that is no module of ``model`` (with suggestions), a
-            module that is not called once per forward or does not return (N, C, H, W), or when nothing
-            matches ``"blocks"``/``"stages"``. Nothing is inserted then.
+        ValueError: for an unknown ``where``, a name that is no module of ``model`` (with a suggestion), a
+            module that is not called once per forward or does not return (N, C, H, W), when nothing
+            matches ``"blocks"``/``"stages"``, or, without ``replace``, when a place already holds attention
+            (named, with its family). Nothing is inserted then.
 
     Example:
         >>> model = torchvision.models.resnet50(weights="DEFAULT")
         >>> names = attnlab.attach(model, "se")  # ['layer1.0.attn', ..., 'layer4.2.attn']
         >>> attnlab.detach(model) == names
         True
+        >>> attnlab.attach(model, "cbam", replace=True)  # the same places, CBAM instead of SE
     """
-    if isinstance(where, str):
-        if where not in ("blocks", "stages"):
-            raise ValueError(f"where is 'blocks', 'stages' or a list of module names, got {where!r}")
-    else:
-        where = list(where)
-        if not where:
-            raise ValueError("where is an empty list: name at least one module")
-        _check_names(model, where)
-        twice = sorted({n for n in where if where.count(n) > 1})
-        if twice:
-            raise ValueError(f"where names a module more than once: {twice}")
-    records = _trace(model, example_input)
-    if where == "blocks":
-        blocks = _find_blocks(records)
-        if not blocks:
-            raise ValueError(f"found no residual blocks in {type(model).__name__}: a block is a module whose output is "
-                             "(an activation of) branch(x) + shortcut(x) (also in place or on some channels), "
-                             "cat(shortcut(x), branch(x)), or whose output its caller concatenates with its input "
-                             "(a dense layer), with more convolutions on the branch than on the shortcut. "
-                             "where=\"stages\" puts attention after every stage instead (found for any CNN: the "
-                             "ends of its runs at one resolution); where=[...] names the modules to follow")
-        plans = [_plan_block(model, records, b) for b in blocks]
-    else:
-        targets = _stage_ends(records, _find_blocks(records)) if where == "stages" else where
-        if not targets:
-            raise ValueError(f"found no stages in {type(model).__name__}; name the modules to follow with where=[...]")
-        plans = [_plan_after(model, records, t) for t in targets]
+    if attention is None:
+        raise ValueError("attention is None: name an attention module (attnlab.list_attention()) or pass an "
+                         "nn.Module class taking channels first; detach(model) takes attention out")
+    where = _check_where(model, where)
+    records = _without_attention(_trace(model, example_input))
+    plans = _plans(model, records, where)
+    occupied = _occupied(model, plans)
+    if occupied and not replace:
+        _refuse_occupied(model, attention, occupied, len(plans))
     # build every module first, so that a bad option leaves the model untouched
     built = [make_attention(attention, p.channels, kwargs, "attached").to(device=p.device, dtype=p.dtype)
              for p in plans]
-    names = []
-    for plan, module in zip(plans, built, strict=True):
-        owner = model.get_submodule(plan.owner)
-        # a name free at planning time may have been taken by an earlier insertion on the same owner
-        attr = _free_name(owner, plan.attr) if plan.hook else plan.attr
-        module.train(model.training)
-        if plan.hook:
-            owner.add_module(attr, module)
-            hook = _AttentionHook(owner, attr)
-            hook.handle = model.get_submodule(plan.target).register_forward_hook(hook)
-            module.__dict__["_attnlab_hook"] = hook
-        else:
-            owner.set_attention(module, position=plan.slot)
-        names.append(_join(plan.owner, attr))
-    return names
+    if occupied:
+        for name, module, _ in occupied:
+            _remove(model, name, module)
+        plans = _plans(model, records, where)  # the freed slots and names
+    return [_insert(model, plan, module) for plan, module in zip(plans, built, strict=True)]
+
+
+def _insert(model: nn.Module, plan: _Plan, module: nn.Module) -> str:
+    """Put one built attention module in place (a slot of its owner, or a hook on the target); its dotted name."""
+    owner = model.get_submodule(plan.owner)
+    # a name free at planning time may have been taken by an earlier insertion on the same owner
+    attr = _free_name(owner, plan.attr) if plan.hook else plan.attr
+    module.train(model.training)
+    if plan.hook:
+        owner.add_module(attr, module)
+        target = model.get_submodule(plan.target)
+        hook = _AttentionHook(owner, attr, target, plan.position)
+        hook.handle = target.register_forward_hook(hook)
+        module.__dict__["_attnlab_hook"] = hook
+    else:
+        owner.set_attention(module, position=plan.slot)
+    return _join(plan.owner, attr)
 
 
 def detach(model: nn.Module, names: Sequence[str] | None = None) -> list[str]:
@@ -630,21 +762,12 @@ def detach(model: nn.Module, names: Sequence[str] | None = None) -> list[str]:
     """
     found = [(n, m) for n, m in model.named_modules() if getattr(m, MARK, None) == "attached"]
     if names is not None:
-        wanted = list(names)
+        wanted = [names] if isinstance(names, str) else list(names)  # one name, not its letters
         have = {n for n, _ in found}
         unknown = [n for n in wanted if n not in have]
         if unknown:
             raise ValueError(f"not attached attention in {type(model).__name__}: {unknown}; attached: {sorted(have)}")
         found = [(n, m) for n, m in found if n in set(wanted)]
-    removed = []
     for name, module in found:
-        owner_name, _, attr = name.rpartition(".")
-        owner = model.get_submodule(owner_name)
-        hook = module.__dict__.get("_attnlab_hook")
-        if hook is not None:
-            hook.handle.remove()
-            delattr(owner, attr)
-        else:
-            setattr(owner, attr, None)  # a native slot of an attnlab block
-        removed.append(name)
-    return removed
+        _remove(model, name, module)
+    return [name for name, _ in found]

@@ -293,7 +293,7 @@ def convert_checkpoint(checkpoint: Mapping[str, Tensor] | str | os.PathLike, sou
     """
     rules = lookup(CHECKPOINT_LAYOUTS, source, "checkpoint layout", _ALIASES)
     layout = next(name for name, r in CHECKPOINT_LAYOUTS.items() if r is rules)
-    state = _read(checkpoint)
+    state, _ = _read(checkpoint)
     result = ConvertedCheckpoint(layout)
     _map_keys(result, state, rules, model.state_dict())
     eca = _eca_kernel_mismatches(result, state, model.state_dict())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -56,15 +57,64 @@ class LoadReport:
                 f"{some(self.unexpected)}; skipped {len(self.skipped)}{some(self.skipped)}")
 
 
-def _read(source: Mapping[str, Tensor] | str | os.PathLike) -> dict[str, Tensor]:
+#: what :func:`load_backbone` reads, for the messages
+ACCEPTED = ("a state_dict saved with torch.save (.pt, .pth, .bin), a .safetensors file, or a training checkpoint "
+            "holding one under 'state_dict' or 'model'")
+
+
+def _is_safetensors(path: str) -> bool:
+    """A ``.safetensors`` name, or a file that opens like one (8-byte header length, then the JSON header)."""
+    if path.endswith(".safetensors"):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < os.path.getsize(path)
+
+
+def _load_file(path: str) -> object:
+    """The object stored in a checkpoint file.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        ValueError: a folder, or a file that is neither a torch checkpoint nor safetensors (named, with the cause).
+        attnlab.fileio.SafetensorsError: a truncated or corrupt ``.safetensors`` file.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}")
+    if os.path.isdir(path):
+        folder = Path(path)
+        found = sorted(folder.glob("model.safetensors")) or sorted(folder.glob("checkpoints/*/model.safetensors"))
+        hint = f" (an attnlab run? its weights: {found[-1]})" if found else ""
+        raise ValueError(f"{path} is a folder, not a checkpoint file{hint}: load_backbone reads {ACCEPTED}")
+    if _is_safetensors(path):
+        return load_safetensors(path)[0]  # torch alone: no safetensors package needed
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - whatever a foreign file makes the unpickler raise
+        if "weights_only" in str(err) or "Weights only" in str(err):
+            raise ValueError(f"{path} holds Python objects besides tensors, which load_backbone does not unpickle "
+                             "(no code in a file is run): save model.state_dict() instead, or, if you trust the file, "
+                             "pass torch.load(path, weights_only=False) yourself") from err
+        cause = str(err).strip().splitlines()[0][:160] if str(err).strip() else "empty or truncated"
+        raise ValueError(f"{path} is not a torch checkpoint nor a safetensors file ({type(err).__name__}: "
+                         f"{cause}); load_backbone reads {ACCEPTED}") from err
+
+
+def _tensor_mappings(state: Mapping[str, object]) -> list[str]:
+    """Keys of ``state`` whose value is a non-empty mapping of tensors (where a state_dict may hide)."""
+    return [k for k, v in state.items() if isinstance(v, Mapping) and v
+            and all(isinstance(t, Tensor) for t in v.values())]
+
+
+def _read(source: Mapping[str, Tensor] | str | os.PathLike) -> tuple[dict[str, Tensor], str]:
+    """The state_dict of ``source`` and how to name it in messages (the file, or "the state_dict")."""
+    what = "the given checkpoint"
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no checkpoint at {path!r}")
-        if path.endswith(".safetensors"):
-            source, _ = load_safetensors(path)  # torch alone: no safetensors package needed
-        else:
-            source = torch.load(path, map_location="cpu", weights_only=True)
+        what = os.fspath(source)
+        source = _load_file(what)
+        if not isinstance(source, Mapping):
+            raise ValueError(f"{what} holds a {type(source).__name__}, not a state_dict (a mapping of names to "
+                             f"tensors); load_backbone reads {ACCEPTED}")
     if not isinstance(source, Mapping):
         raise TypeError(f"a checkpoint is a state_dict (a mapping of names to tensors), got {type(source).__name__}")
     state = dict(source)
@@ -76,8 +126,11 @@ def _read(source: Mapping[str, Tensor] | str | os.PathLike) -> dict[str, Tensor]
         state = {k[len("module."):]: v for k, v in state.items()}
     bad = [k for k, v in state.items() if not isinstance(v, Tensor)]
     if bad:
-        raise TypeError(f"checkpoint entries are not tensors: {bad[:5]}")
-    return state
+        nested = _tensor_mappings(state)
+        hint = f"; the tensors may be under {nested}: pass that entry" if nested else ""
+        raise ValueError(f"{what} is not a state_dict: {len(bad)} of its {len(state)} entries are not tensors "
+                         f"({', '.join(map(repr, bad[:5]))}){hint}")
+    return state, what
 
 
 def _classifier_prefix(model: nn.Module, attention: tuple[str, ...]) -> str | None:
@@ -87,6 +140,50 @@ def _classifier_prefix(model: nn.Module, attention: tuple[str, ...]) -> str | No
         if isinstance(m, nn.Linear) and name and not (name + ".").startswith(attention or ("\0",)):
             last = name
     return None if last is None else last + "."
+
+
+def _some(keys: list[str], k: int = 4) -> str:
+    return ", ".join(keys[:k]) + (", ..." if len(keys) > k else "")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _prefix_hint(ckpt: list[str], model: list[str]) -> str:
+    """How the two key sets line up when one carries a dotted prefix the other lacks ("" when they don't)."""
+    for keys, other, whose in ((ckpt, set(model), "checkpoint"), (model, set(ckpt), "model")):
+        for key in keys[:50]:
+            parts = key.split(".")
+            for i in range(1, len(parts)):
+                if ".".join(parts[i:]) in other:
+                    prefix = ".".join(parts[:i]) + "."
+                    n = sum(k.startswith(prefix) and k[len(prefix):] in other for k in keys)
+                    strip = "{k.removeprefix(" + repr(prefix) + "): v for k, v in state.items()}"
+                    fix = (f"strip it: {strip}" if whose == "checkpoint"
+                           else f"load into model.get_submodule({prefix[:-1]!r}) instead")
+                    return f"; the {whose}'s keys carry the prefix {prefix!r} ({n} match without it): {fix}"
+    return ""
+
+
+def _no_key_error(source: dict[str, Tensor], target: Mapping[str, Tensor], what: str, model: nn.Module) -> ValueError:
+    """The error for a checkpoint none of whose keys the model has: both key sets, and the prefix that differs."""
+    ckpt, mine = list(source), list(target)
+    if not ckpt:
+        return ValueError(f"{what} is empty: no key to load into {type(model).__name__}")
+    return ValueError(f"no key of {what} matches {type(model).__name__}, nothing was loaded: the checkpoint has "
+                      f"{_count(len(ckpt), 'key')} ({_some(ckpt)}), the model {len(mine)} ({_some(mine)})"
+                      f"{_prefix_hint(ckpt, mine)}")
+
+
+def _check_finite(to_load: dict[str, Tensor], what: str) -> None:
+    """Refuse weights holding NaN or inf (a diverged run): the model would output NaN everywhere."""
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in to_load.items()
+           if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())}
+    if bad:
+        some = _some([f"{k} ({_count(n, 'value')})" for k, n in bad.items()])
+        raise ValueError(f"{what} holds NaN or inf values in {_count(len(bad), 'tensor')}: {some}; nothing was "
+                         "loaded (the run it comes from diverged? load an earlier checkpoint)")
 
 
 def load_backbone(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | str | os.PathLike, *,
@@ -107,8 +204,11 @@ def load_backbone(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | s
         A :class:`LoadReport`.
 
     Raises:
-        ValueError: when shapes disagree (all disagreements listed), or under ``strict`` when keys are
-            missing or unexpected. Nothing is loaded then: the model is left exactly as it was.
+        ValueError: when shapes disagree (all disagreements listed); when no key of the checkpoint is one of
+            the model's (both key sets and a differing prefix are named); when a tensor to load holds NaN or
+            inf; under ``strict`` when keys are missing or unexpected; for a file that is no checkpoint
+            (a folder, text, a pickle of other objects). Nothing is loaded then: the model is left exactly
+            as it was.
         FileNotFoundError: for a path that does not exist.
         attnlab.fileio.SafetensorsError: a ``.safetensors`` file that is truncated or corrupt.
 
@@ -118,7 +218,7 @@ def load_backbone(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | s
         >>> report.missing, report.unexpected, len(report.new)
         ([], [], 64)
     """
-    source = _read(state_dict_or_path)
+    source, what = _read(state_dict_or_path)
     target = model.state_dict()
     attn = tuple(attention_prefixes(model))
     cls = _classifier_prefix(model, attn)
@@ -145,6 +245,12 @@ def load_backbone(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | s
         for key in [k for k in to_load if in_head(k)]:
             del to_load[key]
             report.skipped.append(key)
+    if not to_load and not mismatched:
+        if report.skipped:
+            raise ValueError(f"the only keys of {what} that {type(model).__name__} has are its classifier's "
+                             f"({_some(report.skipped)}), skipped by head={head}: nothing to load")
+        raise _no_key_error(source, target, what, model)
+    _check_finite(to_load, what)
     if mismatched:
         more = f"\n  ... and {len(mismatched) - 12} more" if len(mismatched) > 12 else ""
         raise ValueError(f"{len(mismatched)} shapes disagree between the checkpoint and {type(model).__name__}; "

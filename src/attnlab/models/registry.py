@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import fnmatch
+import numbers
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -74,9 +75,12 @@ def create_model(name: str, *, num_classes: int | None = None, attention: str | 
         The model, in training mode, with freshly initialised weights.
 
     Raises:
-        ValueError: for an unknown model or attention name.
+        ValueError: for an unknown model or attention name, or a ``num_classes`` or ``in_chans`` below 1.
     """
     builder = get_model_builder(name)
+    for arg, value in (("num_classes", num_classes), ("in_chans", in_chans)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise ValueError(f"{arg} must be a whole number >= 1, got {value!r}")
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     return builder(attention=attention, attention_kwargs=attention_kwargs, in_chans=in_chans, **kwargs)

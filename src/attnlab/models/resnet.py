@@ -43,7 +43,6 @@ inference a channel gate (SE, ECA) and the addition are one pass (:func:`attnlab
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attention import PLACEMENTS
+from ..names import suggest
 from ._attn import AttentionSpec, attention_class, attention_name, attention_prefixes, make_attention
 from ._fused import gate_add
 from .registry import register_model
@@ -271,8 +271,8 @@ def _parse_block_names(names: Sequence[str], layers: Sequence[int]) -> list[tupl
     out = []
     for name in names:
         if name not in known:
-            close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            close = suggest(str(name), known)
+            hint = f" Did you mean {close!r}?" if close else ""
             raise ValueError(f"nonlocal_after: no residual block named {name!r}.{hint} Blocks are "
                              f"layer<stage>.<index>, e.g. {known[0]!r} to {known[-1]!r}.")
         stage, index = name[len("layer"):].split(".")

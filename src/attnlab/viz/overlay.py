@@ -32,6 +32,21 @@ def _tensor(x: ArrayLike) -> Tensor:
     return x.detach().cpu()
 
 
+def _check_drawable(x: Tensor, what: str) -> None:
+    """Refuse an empty picture, or one with NaN/inf (drawn as a flat or blank patch, nothing says why)."""
+    if not x.numel():
+        raise ValueError(f"{what} is empty: shape {tuple(x.shape)}")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{what} holds {bad} NaN or inf value{'s' if bad > 1 else ''} of {x.numel()}; it cannot be "
+                         "drawn faithfully: fix or drop it first")
+
+
+def _check_colormap(mpl: Any, cmap: str) -> None:
+    if cmap not in mpl.colormaps:
+        raise ValueError(f"unknown matplotlib colormap {cmap!r} (see matplotlib.colormaps, e.g. 'jet', 'viridis')")
+
+
 def to_rgb(image: ArrayLike, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> np.ndarray:
     """An image as float RGB (H, W, 3) in [0, 1] for display.
 
@@ -49,7 +64,11 @@ def to_rgb(image: ArrayLike, mean: Sequence[float] | None = None, std: Sequence[
         x = x.permute(2, 0, 1)  # (H, W, C) -> (C, H, W)
     if x.dim() != 3 or x.shape[0] not in (1, 3):
         raise ValueError(f"image must be (C, H, W) with C in (1, 3), (H, W, C) or (H, W); got {tuple(x.shape)}")
+    _check_drawable(x, "the image")
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    for name, values in (("mean", mean), ("std", std)):
+        if values is not None and len(values) != x.shape[0]:
+            raise ValueError(f"{name} has {len(values)} values for an image of {x.shape[0]} channels")
     if mean is not None or std is not None:
         m = torch.tensor(mean if mean is not None else [0.0] * x.shape[0]).view(-1, 1, 1)
         s = torch.tensor(std if std is not None else [1.0] * x.shape[0]).view(-1, 1, 1)
@@ -68,6 +87,7 @@ def _map_at(cam_map: ArrayLike, size: tuple[int, int]) -> Tensor:
         m = m[0]
     if m.dim() != 2:
         raise ValueError(f"a map must be (H, W), got {tuple(m.shape)}")
+    _check_drawable(m, "the map")
     if tuple(m.shape) != tuple(size):
         m = F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
     if m.numel() and (float(m.min()) < 0 or float(m.max()) > 1):
@@ -79,6 +99,7 @@ def _map_at(cam_map: ArrayLike, size: tuple[int, int]) -> Tensor:
 def colorize(cam_map: ArrayLike, cmap: str = "jet") -> np.ndarray:
     """A map (H, W) in [0, 1] coloured by a matplotlib colormap: float RGB (H, W, 3) in [0, 1]."""
     mpl = require_matplotlib()
+    _check_colormap(mpl, cmap)
     m = _map_at(cam_map, tuple(_tensor(cam_map).shape[-2:]))
     return mpl.colormaps[cmap](m.numpy())[..., :3].astype(np.float32)
 
@@ -100,8 +121,7 @@ def overlay(image: ArrayLike, cam_map: ArrayLike, cmap: str = "jet", alpha: floa
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     mpl = require_matplotlib()
-    if cmap not in mpl.colormaps:
-        raise ValueError(f"unknown matplotlib colormap {cmap!r}")
+    _check_colormap(mpl, cmap)
     rgb = to_rgb(image, mean, std)
     heat = mpl.colormaps[cmap](_map_at(cam_map, rgb.shape[:2]).numpy())[..., :3]
     out = (1 - alpha) * rgb + alpha * heat
