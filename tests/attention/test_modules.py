@@ -44,6 +44,14 @@ CHANNELS_LAST_OUTPUT = {"se", "eca", "cbam", "bam", "simam", "scse"}
 # both exporters of torch 2.13 (checked with onnx.checker and run with onnx.reference).
 ONNX_XFAIL: dict[str, str] = {}
 
+# (rtol, atol) of the parameter gradients in ``test_compile_backward`` where the module's own conditioning
+# amplifies float32 rounding past the default 1e-4, with the reason.
+LOOSE_COMPILED_PARAM_GRAD: dict[str, tuple[float, float]] = {
+    # SRM: the train-mode BatchNorm over the (N=2, C) style descriptors amplifies rounding by 1 / |z_1 - z_2|
+    # (~300 on this input); eager and compiled float32 both sit ~2.5e-4 (relative) from the float64 gradient.
+    "srm": (2e-3, 1e-2),
+}
+
 
 def _shape_id(shape):
     return "x".join(map(str, shape))
@@ -501,6 +509,17 @@ VARIANTS: list[tuple[str, dict]] = [
     ("triplet", {"kernel_size": 3}),
     ("simam", {"e_lambda": 0.1}),
     ("scse", {"reduction": 4}),
+    ("sa", {"groups": 4}),
+    ("fca", {"frequencies": "low4", "dct_size": 8}),
+    ("fca", {"frequencies": [(0, 0), (1, 2)], "dct_size": 14}),
+    ("srm", {"gate": "hard_sigmoid"}),
+    ("ema", {"groups": 4}),
+    ("danet", {"branches": "position"}),
+    ("danet", {"branches": "channel"}),
+    ("danet", {"cam_softmax": "paper"}),
+    ("cca", {"recurrence": 1}),
+    ("cca", {"recurrence": 3, "reduction": 4}),
+    ("a2", {"mid_channels": 16, "descriptors": 4}),
 ]
 _REGISTERED = set(attnlab.list_attention())
 _VARIANT_PARAMS = [
@@ -596,8 +615,9 @@ def test_compile_backward(attn_name, make_attention, make_input):
     (yb * w).sum().backward()
     torch.testing.assert_close(yb, ya, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-4, atol=1e-4)
+    rtol, atol = LOOSE_COMPILED_PARAM_GRAD.get(attn_name, (1e-4, 1e-4))
     for a, p in zip(ga, list(m.parameters()), strict=True):
-        torch.testing.assert_close(p.grad, a, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(p.grad, a, rtol=rtol, atol=atol)
 
 
 # --------------------------------------------------------------------------------------------------
