@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..benchtools import format_table, load_average, time_paired
 from ..data import ClutteredFashionMNIST, DataFileNotFoundError, generate_cluttered, load_fashion_mnist
+from ..fileio import check_file
 from ._shared import RESULTS_DIR, save_table
 
 __all__ = ["DEFAULT_OUT", "HEADER", "DataResult", "benchmark_data", "results_table", "run"]
@@ -103,6 +104,8 @@ def run(out: str | os.PathLike | None = DEFAULT_OUT, command: str = "attnlab ben
         canvas: int = 64, repeats: int = 7, root: str | os.PathLike | None = None) -> list[DataResult]:
     """Run :func:`benchmark_data`, print the table and save it to ``out`` (Markdown; None or "" to skip) with the
     exact command, the machine and its load. Prints why and returns ``[]`` when the files are missing."""
+    if out:
+        check_file(out, "the results file (--out)")
     load = load_average()
     try:
         results = benchmark_data(n, canvas, repeats, root)
