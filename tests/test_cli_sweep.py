@@ -62,6 +62,7 @@ CASES: list[tuple[list[str], list[str]]] = [
     (["bench", "data", "--n", "0"], ["--n", ">= 1"]),
     (["bench", "data", "--canvas", "-64"], ["--canvas", "'-64'"]),
     (["bench", "data", "--out", FOLDER], ["is a folder, not a file"]),
+    (["bench", "data", "--data-root", MISSING, "--out", ""], ["missing", "images-idx3-ubyte"]),
     # cam
     (["cam", "--checkpoint", MISSING, "--images", "fashion-mnist", "--out", "{tmp}/c", "-n", "0"],
      ["--num-images", ">= 1", "'0'"]),

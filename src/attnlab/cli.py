@@ -350,7 +350,8 @@ def _bench_train(args: argparse.Namespace) -> int:
 def _bench_data(args: argparse.Namespace) -> int:
     from .benchmarks import data
 
-    data.run(out=args.out, command=_command(), n=args.n, canvas=args.canvas, repeats=args.repeats, root=args.root)
+    data.run(out=args.out, command=_command(), n=args.n, canvas=args.canvas, repeats=args.repeats, root=args.root,
+             missing_ok=args.root is None)  # a folder the user named must hold the files
     return 0
 
 
@@ -634,7 +635,8 @@ _NOTES = {
     "bench cam": "Writes its tables to benchmarks/results/cam.md under the current directory unless --out says "
                  "otherwise ('' for no file).",
     "bench data": "Writes its table to benchmarks/results/data.md under the current directory unless --out says "
-                  "otherwise ('' for no file).",
+                  "otherwise ('' for no file). Skips, with a message, when the default folder lacks the files; a "
+                  "--data-root without them is an error.",
     "train": "Ctrl-C stops the run; --resume with the same settings continues from the last finished epoch.",
 }
 

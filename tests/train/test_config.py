@@ -115,3 +115,11 @@ def test_replace_is_checked_too():
 
     with pytest.raises(ValueError, match="--epochs"):
         replace(TrainConfig(), epochs=0)
+
+
+def test_attention_option_values_of_a_kind_no_annotation_allows_are_refused():
+    with pytest.raises(ValueError, match="option 'act' of se must be a string or null, got 3"):
+        TrainConfig(attention="se", attention_kwargs={"act": 3})
+    with pytest.raises(ValueError, match="option 'inter_channels' of non_local must be a whole number or null"):
+        TrainConfig(attention="non_local", attention_kwargs={"inter_channels": "8"})
+    assert TrainConfig(attention="se", attention_kwargs={"act": "silu", "reduction": 8.5}).attention_kwargs["act"]

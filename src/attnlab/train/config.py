@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections import abc
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -214,8 +215,9 @@ def _check_names(cfg: TrainConfig) -> None:
 
 
 def _check_attention_options(cls: type, name: str, options: dict[str, Any]) -> None:
-    """Every key of ``options`` is a keyword ``cls`` takes after its channel count, and a number or flag
-    option gets a number or a flag (by the parameter's annotation).
+    """Every key of ``options`` is a keyword ``cls`` takes after its channel count, and every value is of a
+    kind its annotation allows (a number for ``float``, a string or null for ``str | None``, ...), so that a
+    mistake in ``--attention-kwargs`` is a ``ValueError`` here, not a ``TypeError`` inside the module.
 
     Raises:
         ValueError: naming the option, the module and what it takes (with the closest name when one is close).
@@ -235,15 +237,42 @@ def _check_attention_options(cls: type, name: str, options: dict[str, Any]) -> N
     except (NameError, TypeError):  # annotations this module cannot resolve: the module checks its own values
         return
     for key, value in options.items():
-        if value is None and type(None) in get_args(hints.get(key)):
-            continue
-        kind = _number_kind(hints.get(key))
-        bad_int = kind is int and (isinstance(value, bool) or not isinstance(value, int))
-        bad_float = kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)))
-        bad_bool = hints.get(key) is bool and not isinstance(value, bool)
-        if bad_int or bad_float or bad_bool:
-            want = "a whole number" if bad_int else "a number" if bad_float else "true or false"
+        kinds = _value_kinds(hints.get(key))
+        if kinds is not None and not _is_one_of(value, kinds):
+            named = [k for k in _KIND_NAMES if k in kinds and not (k is int and float in kinds)]
+            want = " or ".join(_KIND_NAMES[k] for k in named) or "set in Python (no JSON value fits it)"
             raise ValueError(f"--attention-kwargs: option {key!r} of {name} must be {want}, got {value!r}")
+
+
+#: How a message names the kinds of value a JSON object can hold.
+_KIND_NAMES: dict[type, str] = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+                                list: "a list", dict: "an object", type(None): "null"}
+
+
+def _value_kinds(hint: Any) -> set[type] | None:
+    """The kinds of JSON value (keys of :data:`_KIND_NAMES`) a parameter annotated ``hint`` takes; None when
+    the annotation does not say (no annotation, ``Any``, a ``Literal``, ...): the module checks those itself."""
+    origin = get_origin(hint)
+    if origin in (Union, UnionType):
+        parts = [_value_kinds(a) for a in get_args(hint)]
+        return None if any(p is None for p in parts) else set().union(*parts)
+    base = origin or hint
+    if base is float:
+        return {int, float}
+    if base in _KIND_NAMES:
+        return {base}
+    if base in (tuple, list) or base is abc.Sequence:
+        return {list}
+    if base is type or base is abc.Callable or (isinstance(base, type) and origin is None and hint is not Any):
+        return set()  # a class or a function: nothing a JSON object can hold
+    return None
+
+
+def _is_one_of(value: Any, kinds: set[type]) -> bool:
+    """Whether ``value`` is of one of ``kinds`` (True/False count as bool only, not as whole numbers)."""
+    if isinstance(value, bool):
+        return bool in kinds
+    return any(isinstance(value, k) for k in kinds)
 
 
 def _attributes_doc(cls: type) -> str:
