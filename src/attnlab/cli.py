@@ -673,7 +673,6 @@ _OS_HINTS = {
     errno.EPERM: "no permission; choose a path you may use, or change its permissions",
     errno.ENOSPC: "the disk is full; free some space or choose another disk",
     errno.EROFS: "the file system is read-only; choose another path",
-    errno.ENOENT: "no such file or folder",
 }
 
 
