@@ -1,18 +1,35 @@
 """The ``attnlab`` command line: parse arguments, call the library, print. No logic of its own.
 
-Subcommands are registered in ``COMMANDS`` (name -> (add_arguments, run)).
+Subcommands are registered in ``COMMANDS`` (name -> (help, add_arguments, run)); each has examples in its
+``--help`` (``EXAMPLES``).
+
+How it ends (:func:`main`):
+
+* 0 on success;
+* 2 with one line ``attnlab: error: ...`` on stderr, and no traceback, for a mistake of the user's: a bad
+  argument (argparse's errors are made one line too), a ``ValueError`` from the library (attnlab's rule: every
+  error a user can cause, a bad value, name, file or checkpoint, is a ``ValueError`` or a subclass such as
+  ``CheckpointError`` and ``DataError``, naming what is wrong and the fix), an ``OSError`` from the file
+  system (the line names the path), a diverged run (``FloatingPointError``) or a device out of memory;
+* 130 with ``attnlab: interrupted[: how to continue]`` on Ctrl-C;
+* anything else (``TypeError``, ``KeyError``, ``RuntimeError``, ...) is a bug in attnlab and keeps its
+  traceback. ``ATTNLAB_TRACEBACK=1`` prints the traceback of a user error too.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import inspect
 import json
+import math
 import os
+import re
 import shlex
 import sys
 import textwrap
+import traceback
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -22,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .benchmarks.cam import CAMConfig
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "EXAMPLES", "build_parser"]
 
 
 def _add_list(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--channels", type=int, default=256, help="C for the parameter count column (default 256)")
+    p.add_argument("--channels", type=_positive_int, default=256, help="C for the parameter count column")
 
 
 def _run_list(args: argparse.Namespace) -> int:
@@ -43,11 +60,75 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _shape(text: str) -> tuple[int, int, int]:
+    """``CxHxW`` text -> (C, H, W), each >= 1."""
     try:
         c, h, w = (int(v) for v in text.lower().split("x"))
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"a shape is CxHxW, e.g. 256x28x28, got {text!r}") from err
+    if min(c, h, w) < 1:
+        raise argparse.ArgumentTypeError(f"a shape's C, H and W are >= 1, got {text!r}")
     return c, h, w
+
+
+def _whole(text: str, low: int) -> int:
+    """``text`` as a whole number >= ``low``, else an argparse error saying so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """A count: a whole number >= 1 (0 and negative numbers never mean "all")."""
+    return _whole(text, 1)
+
+
+def _count_or_zero(text: str) -> int:
+    """A whole number >= 0 (seeds, warm-up rounds)."""
+    return _whole(text, 0)
+
+
+def _fraction(text: str) -> float:
+    """A finite number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
+    return value
+
+
+def _device(text: str) -> str:
+    """A device name this machine has (auto, cpu, cuda, cuda:N, mps), in canonical form."""
+    from .train.distributed import check_device, pick_device
+
+    try:
+        pick_device(text)
+        return check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _present_device(text: str) -> str:
+    """The device ``text`` names, with ``auto`` resolved (cpu or cuda): the benchmarks take a concrete device."""
+    from .train.distributed import pick_device
+
+    return str(pick_device(_device(text)))
+
+
+def _cam_method(text: str) -> str:
+    """A CAM method's registry name (the closest is suggested for a typo)."""
+    from .cam import list_cams
+    from .names import lookup
+
+    try:
+        return lookup({m: m for m in list_cams()}, text, "CAM method")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 class _DefaultsHelp(argparse.HelpFormatter):
@@ -62,6 +143,39 @@ class _DefaultsHelp(argparse.HelpFormatter):
     def _split_lines(self, text: str, width: int) -> list[str]:
         """Wrap at spaces only, so that a default path like ``train-DATASET-MODEL.md`` stays whole."""
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """Wrap each paragraph of a description or epilog, but keep indented lines (example commands) whole."""
+        out: list[str] = []
+        for line in text.splitlines():
+            if line.startswith(" ") or not line.strip():
+                out.append(indent + line)
+            else:
+                out += textwrap.wrap(line, width, initial_indent=indent, subsequent_indent=indent,
+                                     break_on_hyphens=False, break_long_words=False)
+        return "\n".join(out)
+
+
+class UsageError(Exception):
+    """A command line argparse refuses; :func:`main` prints it as one ``attnlab: error:`` line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the command's ``--help`` (no usage block), and whose
+    help shows every default and keeps the examples' lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsHelp)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> typing.NoReturn:
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:  # a typo in a subcommand or choice: suggest the closest, as the registries do
+            from .names import suggest
+
+            close = suggest(choice[1], re.findall(r"'([^']*)'", choice[2]))
+            message += f"; did you mean {close!r}?" if close else ""
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _defaults(fn: Callable[..., object]) -> dict[str, Any]:
@@ -78,14 +192,15 @@ def _add_bench_flags(p: argparse.ArgumentParser, takes: dict[str, Any], out: str
     ``--out``, whose default ``out`` is a path relative to the current directory (``out_named_after_run``: a
     pattern the runner fills in)."""
     if "batch" in takes:
-        p.add_argument("--batch", type=int, default=takes["batch"], help=batch_help)
+        p.add_argument("--batch", type=_positive_int, default=takes["batch"], help=batch_help)
     if "repeats" in takes:
-        p.add_argument("--repeats", type=int, default=takes["repeats"], help=repeats_help)
+        p.add_argument("--repeats", type=_positive_int, default=takes["repeats"], help=repeats_help)
     if "channels_last" in takes:
         p.add_argument("--channels-last", action="store_true", default=takes["channels_last"],
                        help=channels_last_help)
     if "device" in takes:
-        p.add_argument("--device", default=takes["device"], help="cpu or a CUDA device (cuda, cuda:N)")
+        p.add_argument("--device", type=_present_device, default=takes["device"],
+                       help="cpu or a CUDA device (cuda, cuda:N); auto: CUDA when there is one")
     if out_named_after_run:
         p.add_argument("--out", default=None, help=f"Markdown results file (default: {out}, under the current "
                                                    "directory)")
@@ -114,9 +229,9 @@ def _add_bench_models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default=",".join(runner.MODELS), help="comma-separated network names")
     p.add_argument("--attention", default=None,
                    help="comma-separated attention names (default: all registered)")
-    p.add_argument("--infer-batch", type=int, default=takes["infer_batch"], help="images per inference call")
-    p.add_argument("--train-batch", type=int, default=takes["train_batch"], help="images per training step")
-    p.add_argument("--warmup", type=int, default=takes["warmup"], help="rounds run first and discarded")
+    p.add_argument("--infer-batch", type=_positive_int, default=takes["infer_batch"], help="images per inference call")
+    p.add_argument("--train-batch", type=_positive_int, default=takes["train_batch"], help="images per training step")
+    p.add_argument("--warmup", type=_count_or_zero, default=takes["warmup"], help="rounds run first and discarded")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     _add_bench_flags(p, takes, runner.DEFAULT_OUT, channels_last_help="networks and inputs in channels_last memory "
                                                                       "format")
@@ -129,9 +244,9 @@ def _add_bench_cam(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=None, help="comma-separated CAM methods (default: all)")
     p.add_argument("--configs", type=_cam_config, nargs="+", default=None,
                    help=f"MODEL:SIZE:LAYER:SCORE_IMAGES (default: {' '.join(map(str, runner.CONFIGS))})")
-    p.add_argument("--score-batch-size", type=int, default=takes["score_batch_size"],
+    p.add_argument("--score-batch-size", type=_positive_int, default=takes["score_batch_size"],
                    help="masked inputs per forward, both Score-CAMs")
-    p.add_argument("--top-k-fraction", type=float, default=takes["top_k_fraction"],
+    p.add_argument("--top-k-fraction", type=_fraction, default=takes["top_k_fraction"],
                    help="channels kept by approximate Score-CAM")
     p.add_argument("--no-baselines", action="store_true", help="skip captum and torchcam")
     _add_bench_flags(p, takes, runner.DEFAULT_OUT, batch_help="images per call for all but Score-CAM",
@@ -154,8 +269,8 @@ def _add_bench_data(p: argparse.ArgumentParser) -> None:
     from .benchmarks import data as runner
 
     takes = _defaults(runner.run)
-    p.add_argument("--n", type=int, default=takes["n"], help="canvases per generation")
-    p.add_argument("--canvas", type=int, default=takes["canvas"], help="canvas side in pixels")
+    p.add_argument("--n", type=_positive_int, default=takes["n"], help="canvases per generation")
+    p.add_argument("--canvas", type=_positive_int, default=takes["canvas"], help="canvas side in pixels")
     p.add_argument("--data-root", "--root", dest="root", default=None, metavar="DIR",
                    help="Fashion-MNIST folder (default: $ATTNLAB_FASHION_MNIST_DIR, else "
                         "/usr/share/datasets/fashion-mnist)")
@@ -165,7 +280,7 @@ def _add_bench_data(p: argparse.ArgumentParser) -> None:
 def _add_bench(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="target", required=True, metavar="TARGET")
     for name, (help_text, add, _) in _BENCH_TARGETS.items():
-        add(sub.add_parser(name, help=help_text, description=help_text, formatter_class=_DefaultsHelp))
+        add(sub.add_parser(name, help=help_text, description=help_text, epilog=_examples(f"bench {name}")))
 
 
 def _cam_config(text: str) -> CAMConfig:
@@ -222,16 +337,21 @@ def _bench_cam(args: argparse.Namespace) -> int:
 
 def _bench_train(args: argparse.Namespace) -> int:
     from .benchmarks import train
+    from .fileio import check_file
+    from .train.distributed import pick_device
 
-    train.run(_train_config(args), args.run, args.out, command=_command(), progress=not args.no_progress,
-              note=args.note)
+    config = _train_config(args)
+    if args.out is None:  # the runner names it after the device; checked now, not after the training
+        check_file(train.results_path(config, pick_device(config.device).type), "the results file (--out)")
+    train.run(config, args.run, args.out, command=_command(), progress=not args.no_progress, note=args.note)
     return 0
 
 
 def _bench_data(args: argparse.Namespace) -> int:
     from .benchmarks import data
 
-    data.run(out=args.out, command=_command(), n=args.n, canvas=args.canvas, repeats=args.repeats, root=args.root)
+    data.run(out=args.out, command=_command(), n=args.n, canvas=args.canvas, repeats=args.repeats, root=args.root,
+             missing_ok=args.root is None)  # a folder the user named must hold the files
     return 0
 
 
@@ -254,17 +374,20 @@ def _add_cam(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", nargs="+", required=True, metavar="RUN",
                    help="one or more run/checkpoint directories: one column each")
     p.add_argument("--images", required=True, help="a dataset name (its test split), an image file, or a folder")
-    p.add_argument("--method", default="gradcam", help="CAM method (gradcam, gradcampp, xgradcam, hirescam, "
-                                                       "layercam, scorecam, eigencam)")
+    p.add_argument("--method", type=_cam_method, default="gradcam",
+                   help="CAM method (gradcam, gradcampp, xgradcam, hirescam, layercam, scorecam, eigencam)")
     p.add_argument("--out", required=True, help="output directory: grid.png and maps.pt")
-    p.add_argument("-n", "--num-images", type=int, default=8)
-    p.add_argument("--target", choices=["predicted", "label"], default="predicted")
-    p.add_argument("--device", default=None)
+    p.add_argument("-n", "--num-images", type=_positive_int, default=8, help="images, one row each")
+    p.add_argument("--target", choices=["predicted", "label"], default="predicted",
+                   help="the class each map explains: the model's prediction or the dataset's label")
+    p.add_argument("--device", type=_device, default=None, help="auto, cpu, cuda, cuda:N or mps (default: auto)")
 
 
 def _run_cam(args: argparse.Namespace) -> int:
+    from .fileio import check_directory
     from .study.cam_job import compare_checkpoints
 
+    check_directory(args.out, "the output folder (--out)")
     res = compare_checkpoints(args.checkpoint, args.images, args.out, method=args.method, n=args.num_images,
                               target=args.target, device=args.device)
     print(f"grid: {res.grid}\nmaps: {res.maps}")
@@ -362,20 +485,25 @@ def _train_config(args: argparse.Namespace):
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from .fileio import check_directory
     from .train import train
 
-    train(_train_config(args), args.out, resume=args.resume, progress=not args.no_progress)
+    config = _train_config(args)
+    check_directory(args.out, "the run folder (--out)")
+    train(config, args.out, resume=args.resume, progress=not args.no_progress)
     return 0
 
 
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="run directory or checkpoint directory")
     p.add_argument("--dataset", default=None, help="dataset (default: the one the model was trained on)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default=None)
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--data-root", default=None, help="directory of the dataset files (default: the run's, else the "
+                                                       "dataset's own default folder)")
+    p.add_argument("--split", default="test", choices=["train", "test"], help="the split evaluated")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass")
+    p.add_argument("--device", type=_device, default=None, help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--limit", type=_positive_int, default=None, help="evaluate only the first N samples (default: "
+                                                                     "all)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -403,38 +531,53 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _add_study(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="quick", help="quick (default: minutes on a CPU) or full (meant for a GPU)")
+    from .study import PRESETS
+
+    p.add_argument("--preset", default="quick", help=f"{' or '.join(sorted(PRESETS, reverse=True))}: quick takes "
+                                                     "minutes on a CPU, full is meant for a GPU (default: quick)")
     p.add_argument("--out", default="report", help="report directory: index.html, results.json, figures/, runs/")
     p.add_argument("--runs", default=None, help="where the training runs live (default: OUT/runs); finished runs "
                                                  "are reused")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--device", type=_device, default=None, help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--models", nargs="+", default=None, metavar="NAME",
-                   help="variants to compare (vanilla and attention names), e.g. vanilla se cbam")
+                   help="variants to compare, vanilla and attention names, e.g. vanilla se cbam (default: the "
+                        "preset's)")
     p.add_argument("--non-local", action="store_true", help="add the Non-Local variant")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="one training run per variant and seed "
-                                                                        "(default: the preset's)")
+    p.add_argument("--seeds", type=_count_or_zero, nargs="+", default=None,
+                   help="one training run per variant and seed (default: the preset's)")
     from .train import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     train_help = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
     for name in ("dataset", "data_root", "epochs", "limit_train", "limit_test"):  # overriding the preset's
-        p.add_argument("--" + name.replace("_", "-"), type=_value_type(hints[name]), default=None,
+        kind = _value_type(hints[name])
+        p.add_argument("--" + name.replace("_", "-"), type=_positive_int if kind is int else kind, default=None,
                        help=f"{train_help[name]} (default: the preset's)")
-    p.add_argument("--n-localisation", type=int, default=None,
+    p.add_argument("--n-localisation", type=_positive_int, default=None,
                    help="test images scored for localisation (default: the preset's)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or periodic log lines")
+
+
+def _study_variants(args: argparse.Namespace, preset_attentions: tuple[str | None, ...]):
+    """The variants ``--models`` and ``--non-local`` ask for (None: the preset's), every name checked."""
+    from .study import parse_variants
+
+    if not args.models and not args.non_local:
+        return None
+    names = list(args.models) if args.models else ["vanilla" if a is None else a for a in preset_attentions]
+    if args.non_local:
+        if "non_local" in parse_variants(names):
+            raise ValueError("--non-local adds non_local, which --models already names; give it once")
+        names.append("non_local")
+    return parse_variants(names)
 
 
 def _run_study(args: argparse.Namespace) -> int:
     from .study import get_preset, run_study
 
     preset = get_preset(args.preset)
-    attentions = None
-    if args.models:
-        attentions = tuple(None if m in ("vanilla", "none") else m for m in args.models)
-    if args.non_local:
-        attentions = (*(attentions or preset.attentions), "non_local")
-    preset = preset.with_overrides(attentions=attentions, seeds=tuple(args.seeds) if args.seeds else None,
+    preset = preset.with_overrides(attentions=_study_variants(args, preset.attentions),
+                                   seeds=tuple(args.seeds) if args.seeds else None,
                                    epochs=args.epochs, limit_train=args.limit_train, limit_test=args.limit_test,
                                    dataset=args.dataset, data_root=args.data_root,
                                    n_localisation=args.n_localisation)
@@ -457,27 +600,143 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 }
 
 
+#: Example command lines for each subcommand's ``--help`` (keys: ``train``, ``bench models``, ...), each a
+#: real command (a test parses every one).
+EXAMPLES: dict[str, list[str]] = {
+    "list": ["attnlab list", "attnlab list --channels 64"],
+    "bench": ["attnlab bench modules --modules se,cbam,eca --shapes 256x56x56",
+              "attnlab bench models --models resnet20 --attention se,cbam --out ''"],
+    "bench modules": ["attnlab bench modules --modules se,cbam,eca --shapes 256x56x56 --repeats 5",
+                      "attnlab bench modules --no-backward --out ''   # print only, write no file"],
+    "bench models": ["attnlab bench models --models resnet20 --attention se,cbam --no-memory",
+                     "attnlab bench models --device cuda --channels-last --out results/models-gpu.md"],
+    "bench cam": ["attnlab bench cam --methods gradcam,scorecam --no-baselines --out ''",
+                  "attnlab bench cam --configs resnet20:64:layer3:16 --batch 8"],
+    "bench train": ["attnlab bench train --attention cbam --epochs 2 --limit-train 5000",
+                    "attnlab bench train --dataset cifar10 --model resnet56 --device cuda --run runs/bench-c10"],
+    "bench data": ["attnlab bench data --n 2000 --out ''",
+                   "attnlab bench data --data-root ~/data/fashion-mnist --canvas 96"],
+    "cam": ["attnlab cam --checkpoint runs/vanilla runs/cbam --images cluttered-fashion-mnist --out cam -n 6",
+            "attnlab cam --checkpoint runs/cbam --images photos/ --method scorecam --out cam-photos"],
+    "train": ["attnlab train --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam",
+              "attnlab train --resume --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam"],
+    "study": ["attnlab study --preset quick --out report",
+              "attnlab study --models vanilla se cbam --seeds 0 1 --epochs 5 --out report-se-cbam"],
+    "eval": ["attnlab eval --checkpoint runs/cbam",
+             "attnlab eval --checkpoint runs/cbam/checkpoints/epoch_0010 --split train --limit 1000 --json"],
+}
+
+#: What a subcommand's help adds below its examples.
+_NOTES = {
+    "bench modules": "Writes its table to benchmarks/results/modules.md under the current directory unless --out "
+                     "says otherwise ('' for no file).",
+    "bench models": "Writes its table to benchmarks/results/models.md under the current directory unless --out "
+                    "says otherwise ('' for no file).",
+    "bench cam": "Writes its tables to benchmarks/results/cam.md under the current directory unless --out says "
+                 "otherwise ('' for no file).",
+    "bench data": "Writes its table to benchmarks/results/data.md under the current directory unless --out says "
+                  "otherwise ('' for no file). Skips, with a message, when the default folder lacks the files; a "
+                  "--data-root without them is an error.",
+    "train": "Ctrl-C stops the run; --resume with the same settings continues from the last finished epoch.",
+}
+
+
+def _examples(command: str) -> str:
+    """The ``--help`` epilog of ``command``: its example lines, then its note."""
+    lines = "\n".join(f"  {line}" for line in EXAMPLES[command])
+    note = _NOTES.get(command)
+    return f"examples:\n{lines}" + (f"\n\n{note}" if note else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered subcommand."""
+    """The argument parser with every registered subcommand (its errors raise :class:`UsageError`)."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="attnlab", description="Plug-and-play attention for CNNs.")
+    parser = _Parser(prog="attnlab", description="Plug-and-play attention for CNNs.",
+                     epilog="'attnlab COMMAND --help' shows a command's options, defaults and examples.")
     parser.add_argument("--version", action="version", version=f"attnlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add, _) in COMMANDS.items():
-        add(sub.add_parser(name, help=help_text, description=help_text))
+        add(sub.add_parser(name, help=help_text, description=help_text, epilog=_examples(name)))
     return parser
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line (line breaks and the spaces around them become one space)."""
+    return re.sub(r"\s*\n\s*", " ", text.strip())
+
+
+_OS_HINTS = {
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EISDIR: "this is a folder, not a file",
+    errno.EACCES: "no permission; choose a path you may use, or change its permissions",
+    errno.EPERM: "no permission; choose a path you may use, or change its permissions",
+    errno.ENOSPC: "the disk is full; free some space or choose another disk",
+    errno.EROFS: "the file system is read-only; choose another path",
+}
+
+
+def _os_message(err: OSError) -> str:
+    """One line naming the path of an ``OSError`` and what to do; the library's own message when it has no path."""
+    if err.filename is None:
+        return str(err) or type(err).__name__
+    path = str(err.filename)
+    if err.errno == errno.EEXIST and os.path.isfile(path):
+        return f"{path!r} is a file, not a folder; choose a folder path or move the file away"
+    paths = f"{path!r}" + (f" -> {str(err.filename2)!r}" if err.filename2 is not None else "")
+    hint = _OS_HINTS.get(err.errno or 0)
+    return f"{paths}: {err.strerror or type(err).__name__}" + (f" ({hint})" if hint else "")
+
+
+def _user_error(err: BaseException) -> str | None:
+    """The one-line message of a user's error (see the module docstring), or None for a bug."""
+    if isinstance(err, OSError):
+        return _os_message(err)
+    if isinstance(err, (ValueError, FloatingPointError)):
+        return str(err) or type(err).__name__
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(err, torch.OutOfMemoryError):
+        return ("the device ran out of memory; lower --batch-size (or the benchmark's --batch), or use another "
+                f"device ({_one_line(str(err))[:200]})")
+    return None
+
+
+def _fail(message: str, err: BaseException | None = None) -> int:
+    """Print ``attnlab: error: message`` as one line on stderr (the traceback too with ``ATTNLAB_TRACEBACK=1``);
+    returns 2."""
+    if err is not None and os.environ.get("ATTNLAB_TRACEBACK"):
+        traceback.print_exception(err)
+    print(f"attnlab: error: {_one_line(message)}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _interrupted(err: KeyboardInterrupt) -> int:
+    """Print ``attnlab: interrupted[: message]`` (the message says how to continue, when there is one); 130."""
+    message = _one_line(str(err))
+    sys.stdout.flush()
+    print("attnlab: interrupted" + (f": {message}" if message else ""), file=sys.stderr, flush=True)
+    return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``attnlab`` console script."""
+    """Entry point of the ``attnlab`` console script: 0 on success, 2 after one ``attnlab: error:`` line for a
+    user's mistake, 130 on Ctrl-C; a bug keeps its traceback (see the module docstring)."""
     _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
     try:
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:
+            command = " ".join(filter(None, [args.command, getattr(args, "target", None)]))
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see 'attnlab {command} --help')")
         return COMMANDS[args.command][2](args)
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError, FloatingPointError) as err:
-        print(f"attnlab: error: {err}", file=sys.stderr)
-        return 2
+    except UsageError as err:
+        return _fail(str(err))
+    except KeyboardInterrupt as err:
+        return _interrupted(err)
+    except Exception as err:
+        message = _user_error(err)
+        if message is None:
+            raise
+        return _fail(message, err)
 
 
 if __name__ == "__main__":

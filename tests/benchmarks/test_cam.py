@@ -53,6 +53,19 @@ def test_cli_run_without_baselines(tmp_path, capsys):
 def test_unknown_method_and_bad_config_are_clear_errors(capsys):
     assert main(["bench", "cam", "--methods", "gradcamm", "--out", ""]) == 2
     assert "unknown CAM method 'gradcamm'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["bench", "cam", "--configs", "resnet20:big:layer3:1"])
+    assert main(["bench", "cam", "--configs", "resnet20:big:layer3:1"]) == 2
     assert "MODEL:SIZE:LAYER:SCORE_IMAGES" in capsys.readouterr().err
+
+
+def test_a_config_size_or_image_count_below_one_is_refused():
+    with pytest.raises(ValueError, match="a config's SIZE must be a whole number >= 1, got 0"):
+        CAMConfig.parse("resnet20:0:layer3:16")
+    with pytest.raises(ValueError, match="SCORE_IMAGES must be a whole number >= 1, got -1"):
+        CAMConfig("resnet20", 64, "layer3", -1)
+
+
+def test_unknown_model_and_a_folder_for_out_are_refused_before_measuring(tmp_path):
+    with pytest.raises(ValueError, match="unknown model 'resnet21'"):
+        cam.benchmark_cams([CAMConfig("resnet21", 64, "layer3", 1)], methods=["gradcam"], log=None)
+    with pytest.raises(ValueError, match="is a folder, not a file"):
+        cam.run(out=tmp_path, methods=["gradcam"])

@@ -45,3 +45,14 @@ def test_channels_last_run_keeps_the_format_and_says_so(tmp_path, monkeypatch):
                   train_batch=2, repeats=1, warmup=0, memory=False, channels_last=True, log=None)
     assert seen and all(x and w for x, w in seen)
     assert "Memory format: channels_last." in out.read_text()
+
+
+def test_every_name_is_checked_before_anything_is_measured(tmp_path):
+    lines: list[str] = []
+    with pytest.raises(ValueError, match="unknown attention module 'sse'"):
+        models.benchmark_models(["resnet20"], ["se", "sse"], repeats=1, warmup=0, log=lines.append)
+    with pytest.raises(ValueError, match="unknown model 'resnet21'"):
+        models.benchmark_models(["resnet20", "resnet21"], ["se"], repeats=1, warmup=0, log=lines.append)
+    assert lines == []
+    with pytest.raises(ValueError, match="is a folder, not a file"):
+        models.run(out=tmp_path, models=["resnet20"])

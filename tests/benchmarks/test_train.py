@@ -66,3 +66,16 @@ def test_default_run_dir_names_the_variant():
 
     assert str(run_dir_for(TrainConfig())) == "runs/bench-train-fashion-mnist-resnet20-vanilla"
     assert run_dir_for(TrainConfig(attention="cbam")).name == "bench-train-fashion-mnist-resnet20-cbam"
+
+
+def test_paths_are_checked_before_training(tmp_path):
+    import pytest
+
+    from attnlab.benchmarks.train import run
+
+    (tmp_path / "FILE").write_text("x")
+    with pytest.raises(ValueError, match=r"the run folder \(--run\) '.*FILE' is a file, not a folder"):
+        run(TrainConfig(), tmp_path / "FILE", log=None)
+    with pytest.raises(ValueError, match=r"the results file \(--out\) '.*' is a folder, not a file"):
+        run(TrainConfig(), tmp_path / "run", tmp_path, log=None)
+    assert not (tmp_path / "run").exists()

@@ -27,8 +27,8 @@ from torch import Tensor, nn
 
 from ..benchtools import PairedTimes, format_table, markdown_table, peak_memory, time_paired
 from ..cam import CAM_METHODS, ScoreCAM, create_cam, normalize_maps, upsample_maps
-from ..fileio import atomic_write_text
-from ..models import create_model
+from ..fileio import atomic_write_text, check_file
+from ..models import create_model, get_model_builder
 from ..names import lookup
 from ._shared import RESULTS_DIR, provenance
 
@@ -48,6 +48,13 @@ class CAMConfig:
     layer: str
     score_images: int  # images for the Score-CAM timing (it costs one forward per channel and image)
 
+    def __post_init__(self) -> None:
+        """Refuse a size or image count below 1 (before anything is built)."""
+        for name in ("size", "score_images"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"a config's {name.upper()} must be a whole number >= 1, got {value!r} in {self}")
+
     @classmethod
     def parse(cls, text: str) -> CAMConfig:
         """A config from ``"MODEL:SIZE:LAYER:SCORE_IMAGES"``, e.g. ``"resnet20:64:layer3:16"``.
@@ -57,9 +64,10 @@ class CAMConfig:
         """
         try:
             model, size, layer, images = text.split(":")
-            return cls(model, int(size), layer, int(images))
+            numbers = int(size), int(images)
         except ValueError as err:
             raise ValueError(f"a config is MODEL:SIZE:LAYER:SCORE_IMAGES, got {text!r}") from err
+        return cls(model, numbers[0], layer, numbers[1])
 
     def __str__(self) -> str:
         """The ``MODEL:SIZE:LAYER:SCORE_IMAGES`` text that :meth:`parse` reads."""
@@ -313,9 +321,11 @@ def benchmark_cams(configs: Sequence[CAMConfig] | None = None, batch: int = 16, 
         log: progress callback (None for silence).
 
     Raises:
-        ValueError: an unknown method name (before anything is measured).
+        ValueError: an unknown method or model name (before anything is measured).
     """
     methods = _methods_to_measure(methods)
+    for cfg in configs or CONFIGS:
+        get_model_builder(cfg.model)
     speed: list[SpeedResult] = []
     checks: list[ScoreCAMCheck] = []
     for cfg in configs or CONFIGS:
@@ -381,6 +391,8 @@ def run(out: str | os.PathLike | None = DEFAULT_OUT, command: str = "attnlab ben
         **kwargs: Any) -> tuple[list[SpeedResult], list[ScoreCAMCheck]]:
     """Run ``benchmark_cams(**kwargs)``, print both tables, and save them to ``out`` (Markdown; None or "" to skip)
     with the exact command and machine."""
+    if out:
+        check_file(out, "the results file (--out)")
     speed, checks = benchmark_cams(**kwargs)
     print(format_table(*speed_table(speed)))
     if checks:

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..benchtools import format_table, load_average, time_paired
 from ..data import ClutteredFashionMNIST, DataFileNotFoundError, generate_cluttered, load_fashion_mnist
+from ..fileio import check_file
 from ._shared import RESULTS_DIR, save_table
 
 __all__ = ["DEFAULT_OUT", "HEADER", "DataResult", "benchmark_data", "results_table", "run"]
@@ -100,13 +101,23 @@ def results_table(results: list[DataResult]) -> tuple[list[str], list[list[objec
 
 
 def run(out: str | os.PathLike | None = DEFAULT_OUT, command: str = "attnlab bench data", *, n: int = 10000,
-        canvas: int = 64, repeats: int = 7, root: str | os.PathLike | None = None) -> list[DataResult]:
+        canvas: int = 64, repeats: int = 7, root: str | os.PathLike | None = None,
+        missing_ok: bool = True) -> list[DataResult]:
     """Run :func:`benchmark_data`, print the table and save it to ``out`` (Markdown; None or "" to skip) with the
-    exact command, the machine and its load. Prints why and returns ``[]`` when the files are missing."""
+    exact command, the machine and its load. Prints why and returns ``[]`` when the files are missing, unless
+    ``missing_ok`` is False (``attnlab bench data --data-root DIR``: a folder the user named must hold them).
+
+    Raises:
+        DataFileNotFoundError: the files are missing and ``missing_ok`` is False.
+    """
+    if out:
+        check_file(out, "the results file (--out)")
     load = load_average()
     try:
         results = benchmark_data(n, canvas, repeats, root)
     except DataFileNotFoundError as e:
+        if not missing_ok:
+            raise
         print(f"skipped: {e}")
         return []
     header, rows = results_table(results)

@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attention import list_attention
+from ..attention import get_attention_class, list_attention
 from ..benchtools import count_flops, format_table, peak_memory, time_paired
-from ..models import create_model
+from ..fileio import check_file
+from ..models import create_model, get_model_builder
 from ._shared import RESULTS_DIR, no_grad_forward, provenance, save_table
 
 __all__ = ["DEFAULT_OUT", "HEADER", "INPUT_SIZES", "MODELS", "ModelResult", "benchmark_models", "results_table",
@@ -155,6 +156,10 @@ def benchmark_models(models: Sequence[str] | None = None, attentions: Sequence[s
         log: progress callback (None for silence).
     """
     attentions = list(attentions) if attentions is not None else list_attention()
+    for name in models or MODELS:  # every name checked before anything is measured
+        get_model_builder(name)
+    for name in attentions:
+        get_attention_class(name)
     results: list[ModelResult] = []
     for name in models or MODELS:
         results += _benchmark_network(name, attentions, infer_batch, train_batch, repeats, warmup, device, memory,
@@ -201,6 +206,8 @@ def run(out: str | os.PathLike | None = DEFAULT_OUT, command: str = "attnlab ben
         **kwargs: Any) -> list[ModelResult]:
     """Run ``benchmark_models(**kwargs)``, print the table and the targets, and save them to ``out`` (Markdown;
     None or "" to skip) with the exact command and machine."""
+    if out:
+        check_file(out, "the results file (--out)")
     results = benchmark_models(**kwargs)
     header, rows = results_table(results)
     print(format_table(header, rows))

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ..attention import create_attention, get_attention_class, list_attention
 from ..attention.reference import REFERENCES
 from ..benchtools import PairedTimes, count_flops, format_table, peak_memory, time_paired
+from ..fileio import check_file
 from ._shared import RESULTS_DIR, no_grad_forward, provenance, save_table
 
 __all__ = ["DEFAULT_OUT", "HEADER", "RESNET50_SHAPES", "ModuleResult", "benchmark_modules", "results_table", "run"]
@@ -175,6 +176,8 @@ def run(out: str | os.PathLike | None = DEFAULT_OUT, command: str = "attnlab ben
         **kwargs: Any) -> list[ModuleResult]:
     """Run ``benchmark_modules(**kwargs)``, print the table, and save it to ``out`` (Markdown; None or "" to skip)
     with the exact command and machine."""
+    if out:
+        check_file(out, "the results file (--out)")
     results = benchmark_modules(**kwargs)
     header, rows = results_table(results)
     print(format_table(header, rows))

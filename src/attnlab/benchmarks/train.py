@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..benchtools import load_average, machine_summary, write_markdown
+from ..fileio import check_directory, check_file
 from ..train import TrainConfig, train
 from ._shared import RESULTS_DIR
 
@@ -95,6 +96,9 @@ def run(config: TrainConfig, run_dir: str | os.PathLike | None = None, out: str 
     Returns the :func:`summarize` figures plus ``out`` (the results file) and ``run_dir``.
     """
     run_dir = run_dir or run_dir_for(config)
+    check_directory(run_dir, "the run folder (--run)")
+    if out:
+        check_file(out, "the results file (--out)")
     load_before = load_average()
     result = train(config, run_dir, resume=True, progress=progress)
     loads = (load_before, load_average())

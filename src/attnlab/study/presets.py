@@ -2,12 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ..attention import list_attention
+from ..cam import list_cams
+from ..names import lookup, unknown_name_error
 from ..train import TrainConfig
+from ..train.config import NUMBER_RANGES
 
-__all__ = ["StudyPreset", "PRESETS", "get_preset"]
+__all__ = ["StudyPreset", "PRESETS", "VANILLA_NAMES", "get_preset", "parse_variants"]
+
+#: The names a study takes for the network without attention (its variant is named ``vanilla``).
+VANILLA_NAMES = ("vanilla", "none")
+#: The study's whole-number settings, each >= 1, with the ``attnlab study`` flag that sets it (None: none does).
+_COUNTS = {"n_localisation": "--n-localisation", "n_grid": None, "throughput_batch": None, "train_batch": None,
+           "repeats": None}
+
+
+def parse_variants(names: Iterable[str]) -> tuple[str | None, ...]:
+    """The study's model names as its variants: ``vanilla``/``none`` -> None, an attention name -> its registry
+    name (stripped, lower case).
+
+    Raises:
+        ValueError: an unknown name (the message suggests the closest of vanilla and the attention names and
+            lists them), a name given twice, or no name at all.
+    """
+    known = ["vanilla", *list_attention()]
+    variants: list[str | None] = []
+    for name in names:
+        key = str(name).strip().lower()
+        if key in VANILLA_NAMES:
+            variants.append(None)
+        elif key in list_attention():
+            variants.append(key)
+        else:
+            raise unknown_name_error("study model", name, known, extra=VANILLA_NAMES[1:])
+    _check_variants(tuple(variants))
+    return tuple(variants)
+
+
+def _check_variants(attentions: tuple[str | None, ...]) -> None:
+    """At least one variant, each an attention registry name or None, none twice."""
+    if not attentions:
+        raise ValueError("a study needs at least one model (--models vanilla se ...)")
+    for a in attentions:
+        if a is not None and a not in list_attention():
+            raise unknown_name_error("study model", a, ["vanilla", *list_attention()], extra=VANILLA_NAMES[1:])
+    seen: set[str | None] = set()
+    for a in attentions:
+        if a in seen:
+            raise ValueError(f"the study's models name {a or 'vanilla'!r} twice (--models, --non-local); give each "
+                             "model once")
+        seen.add(a)
 
 
 def _study_training() -> TrainConfig:
@@ -46,6 +94,27 @@ class StudyPreset:
     train_batch: int = 32
     repeats: int = 5
     original: StudyPreset | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Refuse, before anything is trained, a study that cannot run to its end: an unknown or repeated
+        model, no seed, a negative or repeated seed, a count below 1, an unknown CAM method, or a training
+        config that one of the runs (each variant, each seed) would refuse."""
+        _check_variants(tuple(self.attentions))
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"a study needs one or more distinct seeds (--seeds 0 1 2), got {list(self.seeds)}")
+        seeds = NUMBER_RANGES["seed"]
+        for seed in self.seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or not seeds.holds(seed):
+                raise ValueError(f"--seeds: each seed must be a whole number {seeds.describe()}, got {seed!r}")
+        for name, flag in _COUNTS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                shown = f"{flag} ({name})" if flag else name
+                raise ValueError(f"{shown} must be a whole number >= 1, got {value!r}")
+        lookup({m: m for m in list_cams()}, self.cam_method, "CAM method")
+        for attention in self.attentions:  # each run's config, as run_study builds it: refused now, not mid-study
+            for seed in self.seeds:
+                replace(self.train, attention=attention, seed=seed)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (the training config nested under ``train``), and ``overrides``: each field changed
@@ -104,6 +173,9 @@ PRESETS: dict[str, StudyPreset] = {
 
 
 def get_preset(name: str) -> StudyPreset:
-    if name not in PRESETS:
-        raise ValueError(f"unknown study preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    """The preset registered as ``name`` (``quick``, ``full``).
+
+    Raises:
+        ValueError: an unknown name (the message suggests the closest and lists them).
+    """
+    return lookup(PRESETS, name, "study preset")

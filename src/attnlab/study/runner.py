@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import list_datasets
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, check_directory
 from ..train import DataBundle, TensorSet, TrainConfig, build_data, latest_checkpoint, load_model, train
 from ..train.batches import to_float
 from ..train.distributed import pick_device
@@ -100,14 +100,15 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
 
     t0 = time.perf_counter()
     out = Path(out)
+    runs = Path(runs_dir) if runs_dir else out / "runs"
+    _check_folders(preset, out, runs)
     dev = pick_device(device)
     base = replace(preset.train, device=str(dev))
     log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) of {base.model} on "
         f"{base.dataset}, {base.epochs} epochs, device {dev}")
     data, test = _load_data(base)
     scored, grid = _test_sets(test, data, preset, dev)
-    records, models = _train_and_score(preset, base, data, scored, grid, Path(runs_dir) if runs_dir else out / "runs",
-                                       progress, log)
+    records, models = _train_and_score(preset, base, data, scored, grid, runs, progress, log)
     log("measuring cost (parameters, FLOPs, throughput) side by side")
     cost = measure_cost(models, tuple(scored.images.shape[1:]), data.num_classes, dev, batch=preset.throughput_batch,
                         train_batch=preset.train_batch, repeats=preset.repeats)
@@ -119,6 +120,25 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
     _write_json(out / "results.json", results.to_dict())
     log(f"study done in {results.wall_seconds:.0f}s: {results.verdict.label}. Report: {report.resolve()}")
     return StudyResult(out, report, results)
+
+
+def _run_dir(runs: Path, attention: str | None, seed: int) -> Path:
+    """The folder of one (variant, seed) training run."""
+    return runs / f"{variant_name(attention)}-seed{seed}"
+
+
+def _check_folders(preset: StudyPreset, out: Path, runs: Path) -> None:
+    """Every folder the study writes is a folder or can be made one, checked before anything is printed or
+    trained (see :func:`attnlab.fileio.check_directory`).
+
+    Raises:
+        ValueError: naming the path that is a file (or cannot be written) and the flag that set it.
+    """
+    check_directory(out, "the study's output folder (--out)")
+    check_directory(runs, "the study's runs folder (--runs)")
+    for attention in preset.attentions:
+        for seed in preset.seeds:
+            check_directory(_run_dir(runs, attention, seed), "the run folder")
 
 
 def _load_data(base: TrainConfig) -> tuple[DataBundle, TensorSet]:
@@ -159,7 +179,7 @@ def _train_and_score(preset: StudyPreset, base: TrainConfig, data: DataBundle, s
     for attention in preset.attentions:
         name = variant_name(attention)
         for seed in preset.seeds:
-            run = runs / f"{name}-seed{seed}"
+            run = _run_dir(runs, attention, seed)
             model, summary = _train_or_reuse(replace(base, attention=attention, seed=seed), run, data, progress,
                                              log, tag=f"[{name} seed {seed}]")
             model = model.to(scored.images.device).eval()

@@ -19,10 +19,16 @@ Metadata keys (all optional but ``help``):
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+import inspect
+import math
+from collections import abc
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["TrainConfig", "option"]
+from ..names import suggest
+
+__all__ = ["NUMBER_RANGES", "Range", "TrainConfig", "option"]
 
 
 def option(default: Any = MISSING, help: str = "", *, default_factory: Any = MISSING, **cli: Any) -> Any:
@@ -83,18 +89,20 @@ class TrainConfig:
                            flag="--no-sync-bn")
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        """Refuse, in one ``ValueError`` naming the field, its flag and the value, any setting that cannot
+        train: a number of the wrong kind, not finite or out of its range (:data:`NUMBER_RANGES`), a value
+        not among a field's choices, an unknown model, attention or device name, or an attention option the
+        module does not take."""
+        hints = get_type_hints(type(self))
         for f in fields(self):
+            value = getattr(self, f.name)
+            _check_kind(f, value, hints[f.name])
+            if f.name in NUMBER_RANGES and value is not None:
+                _check_range(f, value, NUMBER_RANGES[f.name], _number_kind(hints[f.name]))
             choices = f.metadata.get("choices")
-            if choices is not None and getattr(self, f.name) not in choices:
-                raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {getattr(self, f.name)!r}")
+            if choices is not None and value not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {value!r}")
+        _check_names(self)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +116,163 @@ class TrainConfig:
         """What ``attnlab.create_model`` needs to rebuild the network."""
         return {"name": self.model, "attention": self.attention, "attention_kwargs": dict(self.attention_kwargs),
                 "num_classes": int(num_classes), "in_chans": int(in_chans)}
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number field takes: ``low`` to ``high`` (None: unbounded), each end included unless
+    ``low_open``/``high_open``."""
+
+    low: float | None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` (a finite number) lies in the range."""
+        v = float(value)
+        above = self.low is None or v > self.low or (v == self.low and not self.low_open)
+        below = self.high is None or v < self.high or (v == self.high and not self.high_open)
+        return above and below
+
+    def describe(self) -> str:
+        """``>= 1``, ``> 0``, ``in [0, 1)``."""
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+#: The range of every number field of :class:`TrainConfig`; every number is also finite (a test keeps every
+#: int and float field listed here).
+NUMBER_RANGES: dict[str, Range] = {
+    "epochs": Range(1),
+    "batch_size": Range(1),
+    "lr": Range(0, low_open=True),
+    "momentum": Range(0, 1, high_open=True),
+    "weight_decay": Range(0),
+    "warmup_epochs": Range(0),
+    "label_smoothing": Range(0, 1, high_open=True),
+    "seed": Range(0, 2**32 - 1),
+    "limit_train": Range(1),
+    "limit_test": Range(1),
+    "num_threads": Range(1),
+}
+
+
+def _name(f: Field) -> str:
+    """How a message names a field: ``--flag (field)``, or the field alone when it has no flag."""
+    if not f.metadata.get("cli", True):
+        return f.name
+    return f"{f.metadata.get('flag', '--' + f.name.replace('_', '-'))} ({f.name})"
+
+
+def _number_kind(hint: Any) -> type | None:
+    """int or float for a field typed ``int``, ``float`` or either ``| None``; None for other fields."""
+    args = set(get_args(hint)) - {type(None)} if get_origin(hint) in (Union, UnionType) else {hint}
+    return next(iter(args)) if len(args) == 1 and next(iter(args)) in (int, float) else None
+
+
+def _check_kind(f: Field, value: Any, hint: Any) -> None:
+    """The value is of the field's kind: a whole number (not a bool) for int fields, a finite real number for
+    float fields, True/False for bool fields, a JSON-like dict with string keys for dict fields."""
+    optional = get_origin(hint) in (Union, UnionType) and type(None) in get_args(hint)
+    if value is None and optional:
+        return
+    kind = _number_kind(hint)
+    none_hint = " (or None)" if optional else ""
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{_name(f)} must be a whole number{none_hint}, got {value!r}")
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        raise ValueError(f"{_name(f)} must be a finite number{none_hint}, got {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ValueError(f"{_name(f)} must be True or False, got {value!r}")
+    if get_origin(hint) is dict and not (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+        raise ValueError(f"{_name(f)} must be a dict with string keys (a JSON object), got {value!r}")
+    if hint is str and not (isinstance(value, str) and value.strip()):
+        raise ValueError(f"{_name(f)} must be a non-empty string, got {value!r}")
+
+
+def _check_range(f: Field, value: float, allowed: Range, kind: type | None) -> None:
+    """``value`` lies in ``allowed``; the message states the range (``kind``: the field's number type)."""
+    if allowed.holds(value):
+        return
+    whole = "a whole number" if kind is int else "a number"
+    tail = " (leave it out for all)" if f.name.startswith("limit_") else ""
+    raise ValueError(f"{_name(f)} must be {whole} {allowed.describe()}{tail}; got {value!r}")
+
+
+def _check_names(cfg: TrainConfig) -> None:
+    """The model and attention names are registered (the message suggests the closest), the device is one
+    ``--device`` takes, and the attention options are ones the module takes."""
+    from ..attention import get_attention_class
+    from ..models import get_model_builder
+    from .distributed import check_device
+
+    get_model_builder(cfg.model)
+    check_device(cfg.device)
+    if cfg.attention is not None:
+        _check_attention_options(get_attention_class(cfg.attention), cfg.attention, cfg.attention_kwargs)
+
+
+def _check_attention_options(cls: type, name: str, options: dict[str, Any]) -> None:
+    """Every key of ``options`` is a keyword ``cls`` takes after its channel count, and every value is of a
+    kind its annotation allows (a number for ``float``, a string or null for ``str | None``, ...), so that a
+    mistake in ``--attention-kwargs`` is a ``ValueError`` here, not a ``TypeError`` inside the module.
+
+    Raises:
+        ValueError: naming the option, the module and what it takes (with the closest name when one is close).
+    """
+    params = list(inspect.signature(cls).parameters.values())[1:]  # the first is the channel count
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in options:
+        if key not in takes:
+            close = suggest(key, takes)
+            hint = f" Did you mean {close!r}?" if close else ""
+            raise ValueError(f"--attention-kwargs: {name} ({cls.__name__}) takes no option {key!r}.{hint} Its "
+                             f"options: {', '.join(takes) or 'none'}.")
+    try:
+        hints = get_type_hints(cls.__init__)
+    except (NameError, TypeError):  # annotations this module cannot resolve: the module checks its own values
+        return
+    for key, value in options.items():
+        kinds = _value_kinds(hints.get(key))
+        if kinds is not None and not _is_one_of(value, kinds):
+            named = [k for k in _KIND_NAMES if k in kinds and not (k is int and float in kinds)]
+            want = " or ".join(_KIND_NAMES[k] for k in named) or "set in Python (no JSON value fits it)"
+            raise ValueError(f"--attention-kwargs: option {key!r} of {name} must be {want}, got {value!r}")
+
+
+#: How a message names the kinds of value a JSON object can hold.
+_KIND_NAMES: dict[type, str] = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+                                list: "a list", dict: "an object", type(None): "null"}
+
+
+def _value_kinds(hint: Any) -> set[type] | None:
+    """The kinds of JSON value (keys of :data:`_KIND_NAMES`) a parameter annotated ``hint`` takes; None when
+    the annotation does not say (no annotation, ``Any``, a ``Literal``, ...): the module checks those itself."""
+    origin = get_origin(hint)
+    if origin in (Union, UnionType):
+        parts = [_value_kinds(a) for a in get_args(hint)]
+        return None if any(p is None for p in parts) else set().union(*parts)
+    base = origin or hint
+    if base is float:
+        return {int, float}
+    if base in _KIND_NAMES:
+        return {base}
+    if base in (tuple, list) or base is abc.Sequence:
+        return {list}
+    if base is type or base is abc.Callable or (isinstance(base, type) and origin is None and hint is not Any):
+        return set()  # a class or a function: nothing a JSON object can hold
+    return None
+
+
+def _is_one_of(value: Any, kinds: set[type]) -> bool:
+    """Whether ``value`` is of one of ``kinds`` (True/False count as bool only, not as whole numbers)."""
+    if isinstance(value, bool):
+        return bool in kinds
+    return any(isinstance(value, k) for k in kinds)
 
 
 def _attributes_doc(cls: type) -> str:

@@ -6,13 +6,14 @@ A plain ``python``/``attnlab train`` run is a world of one and touches no proces
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "shard_permutation", "all_reduce_sum", "average_buffers", "barrier",
-           "cleanup"]
+__all__ = ["DEVICE_NAMES", "DistInfo", "check_device", "init_distributed", "pick_device", "shard_permutation",
+           "all_reduce_sum", "average_buffers", "barrier", "cleanup"]
 
 
 @dataclass
@@ -33,14 +34,54 @@ class DistInfo:
         return self.world_size > 1
 
 
+#: The device names ``--device`` takes, for messages.
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N (N: the GPU index) or mps"
+_DEVICE = re.compile(r"(?P<kind>auto|cpu|cuda|mps)(?::(?P<index>\d+))?")
+
+
+def check_device(name: str | None) -> str:
+    """The device name ``name`` in canonical form (stripped, lower case; None and "" are ``"auto"``) if it is
+    one ``--device`` takes: auto, cpu, cuda, cuda:N or mps. Whether that device is present is
+    :func:`pick_device`'s question.
+
+    Raises:
+        ValueError: for anything else (``"gpu"``, ``"cuda:x"``, ``"cpu:1"``), listing the valid names.
+    """
+    if name is None:
+        return "auto"
+    if not isinstance(name, str):
+        raise ValueError(f"a device is a name ({DEVICE_NAMES}), got {type(name).__name__} {name!r}")
+    text = name.strip().lower() or "auto"
+    m = _DEVICE.fullmatch(text)
+    if m is None or (m["index"] is not None and m["kind"] != "cuda"):
+        hint = "; for an NVIDIA GPU use cuda" if text.startswith("gpu") else ""
+        raise ValueError(f"unknown device {name!r}: use {DEVICE_NAMES}{hint}")
+    return text
+
+
 def pick_device(name: str | None = None) -> torch.device:
-    """``name`` if given ("cpu", "cuda", "cuda:1"), else CUDA when available, else CPU."""
-    if name and name != "auto":
-        dev = torch.device(name)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-        return dev
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device ``name`` names (see :func:`check_device`), after checking it is present; ``auto`` (or None)
+    is CUDA when available, else CPU.
+
+    Raises:
+        ValueError: an unknown device name, or a device this machine does not have (CUDA, GPU N, MPS).
+    """
+    text = check_device(name)
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(text)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available on this machine; use --device "
+                             "cpu (or auto)")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {name!r} requested but this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} requested but MPS (Apple GPU) is not available here; use --device cpu "
+                         "(or auto)")
+    return dev
 
 
 def init_distributed(device: str | None = None) -> DistInfo:

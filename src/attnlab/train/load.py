@@ -42,8 +42,20 @@ def evaluate_checkpoint(path: str | os.PathLike, *, dataset: str | None = None, 
                         limit: int | None = None):
     """Evaluate a checkpoint's model on a dataset split (default: the dataset it was trained on).
 
+    Args:
+        path: a run folder or one of its checkpoints.
+        dataset: the dataset name (default: the one the model was trained on).
+        split: ``"train"`` or ``"test"``.
+        root: the dataset's folder (default: the one the run used, else the dataset's default).
+        batch_size: images per forward pass, >= 1.
+        device: auto, cpu, cuda, cuda:N or mps (see :func:`attnlab.train.distributed.pick_device`).
+        limit: evaluate only the first ``limit`` samples (>= 1); None for all.
+
     Returns:
         (EvalResult, class names, the checkpoint).
+
+    Raises:
+        ValueError: a limit or batch size below 1, an unknown split or device (before anything is loaded).
     """
     import torch
 
@@ -52,6 +64,8 @@ def evaluate_checkpoint(path: str | os.PathLike, *, dataset: str | None = None, 
     from .distributed import pick_device
     from .evaluate import evaluate
 
+    _check_eval_args(split, batch_size, limit)
+    dev = pick_device(device)
     ckpt = load_checkpoint(path)
     train_cfg = ckpt.state.get("extra", {}).get("train", {})
     name = dataset or train_cfg.get("dataset")
@@ -63,11 +77,20 @@ def evaluate_checkpoint(path: str | os.PathLike, *, dataset: str | None = None, 
         raise ValueError(f"{name} has {ds.num_classes} classes but the checkpoint's model predicts "
                          f"{ckpt.model_config['num_classes']}; evaluate it on the dataset it was trained for")
     ts = as_tensor_set(ds)
-    if limit:
+    if limit is not None:
         ts = TensorSet(ts.images[:limit], ts.labels[:limit])
-    dev = pick_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
     with torch.no_grad():
         result = evaluate(model, ts, ds.num_classes, batch_size=batch_size, transform=default_transforms(name, False),
                           device=dev)
     return result, list(ds.classes), ckpt
+
+
+def _check_eval_args(split: str, batch_size: int, limit: int | None) -> None:
+    """The numbers and split :func:`evaluate_checkpoint` takes, refused before anything is loaded."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch-size must be a whole number >= 1, got {batch_size!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"--limit must be a whole number >= 1 (leave it out for all samples), got {limit!r}")
