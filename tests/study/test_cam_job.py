@@ -64,7 +64,7 @@ def test_no_images_asked_for_is_one_line_before_anything_is_loaded(tmp_path, cap
     out = tmp_path / "cam"
     line = _error(capsys, ["cam", "--checkpoint", str(tmp_path / "no-run"), "--images", "fashion-mnist",
                            "--out", str(out), "-n", n])
-    assert "number of images" in line and "at least 1" in line and f"got {n}" in line
+    assert "-n/--num-images" in line and ">= 1" in line and f"got '{n}'" in line
     assert not out.exists()
 
 
@@ -72,7 +72,7 @@ def test_n_0_through_the_console_script_prints_no_traceback(tmp_path):
     res = subprocess.run([sys.executable, "-m", "attnlab.cli", "cam", "--checkpoint", str(tmp_path), "--images",
                           "fashion-mnist", "--out", str(tmp_path / "cam"), "-n", "0"], capture_output=True, text=True,
                          timeout=300)
-    assert res.returncode == 2 and "Traceback" not in res.stderr and "at least 1" in res.stderr
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "--num-images" in res.stderr
     assert "stack expects a non-empty TensorList" not in res.stderr
 
 
