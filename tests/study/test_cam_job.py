@@ -82,7 +82,7 @@ def test_other_mistakes_are_one_line_each(tmp_path, capsys, data):
     file.write_text("not a folder")
     base = ["cam", "--checkpoint", str(run), "--images", "fashion-mnist"]
     line = _error(capsys, [*base, "--out", str(file)])
-    assert f"the output folder {file} is a file" in line
+    assert f"the output folder (--out) '{file}' is a file" in line
     line = _error(capsys, [*base, "--out", str(tmp_path / "o"), "--method", "gradcma"])
     assert "unknown CAM method 'gradcma'. Did you mean 'gradcam'?" in line
     line = _error(capsys, [*base, "--out", str(tmp_path / "o"), "--method", "eigencam", "--target", "label"])

@@ -1,4 +1,7 @@
 import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -92,3 +95,68 @@ def test_safetensors_names_stay_public_in_train():
 
     for name in ("SafetensorsError", "load_safetensors", "save_safetensors"):
         assert getattr(attnlab.train, name) is getattr(attnlab.fileio, name) and name in attnlab.train.__all__
+
+
+def _three_epochs(run):
+    m, opt = _model_and_opt()
+    for e in (1, 2, 3):
+        save_checkpoint(run, model=m, model_config=CFG, epoch=e, optimizer=opt, keep_last=3)
+    return run / "checkpoints"
+
+
+def test_without_latest_json_the_newest_complete_checkpoint_is_the_latest(tmp_path):
+    from attnlab.train import checkpoint_problem
+
+    root = _three_epochs(tmp_path)
+    (root / "latest.json").unlink()
+    (root / "epoch_0003" / "model.safetensors").unlink()
+    assert checkpoint_problem(root / "epoch_0003") == "model.safetensors missing"
+    assert checkpoint_problem(root / "epoch_0002") is None
+    assert latest_checkpoint(tmp_path) == root / "epoch_0002" == latest_checkpoint(root)
+    assert load_checkpoint(tmp_path).epoch == 2
+    (root / "epoch_0002" / "state.json").write_text("{half")
+    assert checkpoint_problem(root / "epoch_0002").startswith("state.json unreadable")
+    assert latest_checkpoint(tmp_path) == root / "epoch_0001"
+    (root / "epoch_0001" / "state.json").write_text('{"format": "other"}')
+    assert checkpoint_problem(root / "epoch_0001") == "state.json is not an attnlab checkpoint state"
+    assert latest_checkpoint(tmp_path) is None
+
+
+def test_a_complete_checkpoint_newer_than_latest_json_is_the_latest(tmp_path):
+    root = _three_epochs(tmp_path)  # killed between writing epoch_0003 and pointing latest.json at it:
+    (root / "latest.json").write_text(json.dumps({"epoch": 2, "dir": "epoch_0002"}))
+    assert latest_checkpoint(tmp_path) == root / "epoch_0003"
+    shutil.rmtree(root / "epoch_0003")
+    assert latest_checkpoint(tmp_path) == root / "epoch_0002"
+
+
+_KILLED = """
+import os, sys
+from attnlab.fileio import atomic_directory
+with atomic_directory(sys.argv[1]):
+    os._exit(3)  # killed while the directory is being written
+"""
+
+
+def test_stale_temporaries_of_killed_writes_are_removed_and_nothing_else(tmp_path):
+    from attnlab.train import remove_stale_temporaries
+
+    root = _three_epochs(tmp_path)
+    for epoch in ("epoch_0004", "epoch_0004"):  # two killed writes, by attnlab.fileio itself
+        assert subprocess.run([sys.executable, "-c", _KILLED, str(root / epoch)], timeout=120).returncode == 3
+    (root / ".latest.json.0123abcd.tmp").write_text("{")
+    (root / ".epoch_0002.89abcdef.old").mkdir()  # moved aside while epoch_0002 was written again
+    (root / ".epoch_0009.89abcdef.old").mkdir()  # ...while epoch_0009 is missing: may hold the only copy
+    (tmp_path / ".summary.json.0badcafe.tmp").write_text("{")
+    keep = [root / ".epoch_0004.notes", root / ".epoch_0004.0123abcd.tmp.mine", root / "epoch_0004.0123abcd.tmp",
+            tmp_path / ".notes.json.0123abcd.tmp", tmp_path / "sub" / ".summary.json.0badcafe.tmp"]
+    for p in keep:
+        p.parent.mkdir(exist_ok=True)
+        p.write_text("mine")
+    stale = sorted(p.name for p in [*root.glob(".epoch_0004.*.tmp"), *root.glob(".latest*"),
+                                    root / ".epoch_0002.89abcdef.old", tmp_path / ".summary.json.0badcafe.tmp"])
+    assert len(stale) == 5
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == stale and not any(p.exists() for p in removed)
+    assert all(p.read_text() == "mine" for p in keep) and (root / ".epoch_0009.89abcdef.old").is_dir()
+    assert load_checkpoint(tmp_path).epoch == 3

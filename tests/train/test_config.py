@@ -1,5 +1,6 @@
 """TrainConfig: the one definition of every training option (help text, flag, choices in field metadata)."""
 
+import json
 from dataclasses import fields
 
 import pytest
@@ -123,3 +124,45 @@ def test_attention_option_values_of_a_kind_no_annotation_allows_are_refused():
     with pytest.raises(ValueError, match="option 'inter_channels' of non_local must be a whole number or null"):
         TrainConfig(attention="non_local", attention_kwargs={"inter_channels": "8"})
     assert TrainConfig(attention="se", attention_kwargs={"act": "silu", "reduction": 8.5}).attention_kwargs["act"]
+
+
+def test_what_cannot_change_a_result_is_declared_once_in_the_fields():
+    from attnlab.train import affects_result
+
+    free = {f.name for f in fields(TrainConfig) if not affects_result(f)}
+    assert free == {"device", "num_threads", "channels_last", "compile"}
+
+
+def test_result_changes_names_every_setting_that_differs_with_both_values():
+    from attnlab.train import result_changes
+
+    stored = TrainConfig(attention="se", attention_kwargs={"reduction": 8}, lr=0.1, limit_train=64).to_dict()
+    given = TrainConfig(attention="se", attention_kwargs={"reduction": 4}, lr=0.05, limit_train=None, seed=1,
+                        device="cpu", num_threads=3, channels_last=True, compile=True)
+    assert result_changes(stored, given) == {"attention_kwargs": ({"reduction": 8}, {"reduction": 4}),
+                                             "lr": (0.1, 0.05), "seed": (0, 1), "limit_train": (64, None)}
+    assert result_changes(stored, TrainConfig.from_dict({**stored, "device": "cuda", "num_threads": 8})) == {}
+
+
+def test_result_changes_reads_a_stored_config_as_json_gives_it_back():
+    from attnlab.train import result_changes
+
+    stored = json.loads(json.dumps(TrainConfig(attention_kwargs={"kernel": (3, 5)}, warmup_epochs=1).to_dict()))
+    assert result_changes(stored, TrainConfig(attention_kwargs={"kernel": (3, 5)}, warmup_epochs=1.0)) == {}
+    del stored["sync_bn"]  # a run written before the field existed: its default
+    assert result_changes(stored, TrainConfig(attention_kwargs={"kernel": [3, 5]})) == {}
+    assert result_changes(stored, TrainConfig(sync_bn=False, attention_kwargs={"kernel": [3, 5]})) == \
+        {"sync_bn": (True, False)}
+
+
+@pytest.mark.parametrize("name,value,text", [
+    ("lr", 0.1, "--lr 0.1"), ("num_threads", 2, "--threads 2"), ("augment", False, "--no-augment"),
+    ("augment", True, "without --no-augment"), ("channels_last", False, "--no-channels-last"),
+    ("compile", True, "--compile"), ("compile", False, "without --compile"), ("attention", None, "--attention none"),
+    ("limit_train", None, "without --limit-train"), ("attention_kwargs", {"r": 8}, "--attention-kwargs '{\"r\": 8}'"),
+    ("dataset_kwargs", {"seed": 1}, 'dataset_kwargs={"seed": 1}'),
+])
+def test_flag_text_says_how_the_command_line_sets_a_value(name, value, text):
+    from attnlab.train.config import flag_text
+
+    assert flag_text(name, value) == text

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from attnlab.train import CheckpointError, TrainConfig, evaluate, load_model, train
+from attnlab.train import CheckpointError, TrainConfig, TrainingInterrupted, evaluate, load_model, train
 
 BASE = dict(model="resnet20", dataset="synthetic", epochs=2, batch_size=16, lr=0.05, warmup_epochs=0.5, device="cpu",
             augment=False)
@@ -42,9 +42,12 @@ def test_resume_continues_exactly(tmp_path, bundle, monkeypatch):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingInterrupted) as stopped:  # a KeyboardInterrupt that says how to continue
         train(cfg, tmp_path / "b", progress=False, data=bundle)
     monkeypatch.undo()
+    assert isinstance(stopped.value, KeyboardInterrupt) and (stopped.value.epoch, stopped.value.finished) == (1, 1)
+    assert str(stopped.value) == (f"interrupted after epoch 1; `attnlab train --resume --out {tmp_path / 'b'}` "
+                                  "(same options) continues from the last finished epoch (1)")
     resumed = train(cfg, tmp_path / "b", resume=True, progress=False, data=bundle)
     assert [h["test_acc"] for h in resumed.history] == [h["test_acc"] for h in straight.history]
     a, b = _weights(straight.model), _weights(resumed.model)
@@ -61,8 +64,33 @@ def test_existing_run_is_not_overwritten(tmp_path, bundle):
 
 def test_resume_with_another_model_is_refused(tmp_path, bundle):
     train(TrainConfig(**{**BASE, "epochs": 1}), tmp_path / "r", progress=False, data=bundle)
-    with pytest.raises(CheckpointError, match="not of"):
+    refused = (r"attention None \(stored\) vs 'cbam' \(given\), epochs 1 \(stored\) vs 2 \(given\); resume it with "
+               r"its own \(--attention none --epochs 1\)")
+    with pytest.raises(CheckpointError, match=refused):
         train(TrainConfig(**{**BASE, "attention": "cbam"}), tmp_path / "r", resume=True, progress=False, data=bundle)
+
+
+def test_resume_of_a_checkpoint_without_its_settings_still_checks_the_model(tmp_path, bundle):
+    from attnlab import create_model
+    from attnlab.train import save_checkpoint
+
+    cfg = TrainConfig(**BASE).model_config(4, 1)
+    save_checkpoint(tmp_path / "r", model=create_model("resnet20", num_classes=4, in_chans=1), model_config=cfg,
+                    epoch=1)  # saved by other code than train(): no training settings stored
+    with pytest.raises(CheckpointError, match="not of"):
+        train(TrainConfig(**{**BASE, "attention": "se"}), tmp_path / "r", resume=True, progress=False, data=bundle)
+
+
+def test_ctrl_c_before_any_checkpoint_says_no_epoch_finished(tmp_path, bundle, monkeypatch):
+    import attnlab.train.loop as loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_train_step", interrupted)
+    with pytest.raises(TrainingInterrupted, match=r"^interrupted in epoch 1; no epoch finished yet: `attnlab train "
+                                                  r"--resume --out .*` \(same options\) starts the run afresh$"):
+        train(TrainConfig(**BASE), tmp_path / "r", progress=False, data=bundle)
 
 
 def test_diverging_loss_is_a_clear_error_and_saves_nothing(tmp_path, bundle):
@@ -77,3 +105,19 @@ def test_config_validation():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="amp"):
         TrainConfig(amp="fp8")
+
+
+def test_resume_continues_from_a_checkpoint_newer_than_latest_json(tmp_path, bundle, capsys):
+    import hashlib
+
+    cfg = TrainConfig(**BASE)
+    train(cfg, tmp_path / "r", progress=False, data=bundle)
+    root = tmp_path / "r" / "checkpoints"
+    (root / "latest.json").write_text(json.dumps({"epoch": 1, "dir": "epoch_0001"}))  # killed before the update
+    newest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (root / "epoch_0002").iterdir()}
+    capsys.readouterr()
+    res = train(cfg, tmp_path / "r", resume=True, progress=False, data=bundle)
+    out = capsys.readouterr().out
+    assert "latest.json points at the older epoch_0001; resuming from the newest complete checkpoint, epoch_0002" in out
+    assert "all 2 epochs already done" in out and [h["epoch"] for h in res.history] == [1, 2]
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (root / "epoch_0002").iterdir()} == newest

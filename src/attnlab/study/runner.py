@@ -16,7 +16,16 @@ from torch import Tensor, nn
 
 from ..data import list_datasets
 from ..fileio import atomic_write_json, check_directory
-from ..train import DataBundle, TensorSet, TrainConfig, build_data, latest_checkpoint, load_model, train
+from ..train import (
+    DataBundle,
+    TensorSet,
+    TrainConfig,
+    build_data,
+    latest_checkpoint,
+    load_model,
+    result_changes,
+    train,
+)
 from ..train.batches import to_float
 from ..train.distributed import pick_device
 from .measure import (
@@ -37,8 +46,6 @@ from .verdict import decide
 __all__ = ["StudyResult", "run_study", "variant_name"]
 
 PRIMARY = "energy_pointing_game"
-# The config fields that must match for a finished run to be reused (device and threads may differ).
-_IGNORED_FOR_REUSE = {"device", "num_threads"}
 
 Log = Callable[[str], Any]
 
@@ -64,16 +71,16 @@ class _ScoredSet:
 
 
 def _reusable(run: Path, cfg: TrainConfig) -> bool:
+    """Whether ``run`` finished training with ``cfg``: the settings that can change a result all match (the
+    same check as resuming, ``attnlab.train.result_changes``; device, threads and the like may differ)."""
     summary, config = run / "summary.json", run / "config.json"
     if not (summary.is_file() and config.is_file()):
         return False
     try:
         stored = json.loads(config.read_text())["train"]
-    except (json.JSONDecodeError, KeyError):
+    except (json.JSONDecodeError, KeyError, TypeError):
         return False
-    want = {k: v for k, v in cfg.to_dict().items() if k not in _IGNORED_FOR_REUSE}
-    have = {k: v for k, v in stored.items() if k not in _IGNORED_FOR_REUSE}
-    return want == have and latest_checkpoint(run) is not None
+    return isinstance(stored, dict) and not result_changes(stored, cfg) and latest_checkpoint(run) is not None
 
 
 def _environment(device: torch.device) -> Environment:

@@ -10,7 +10,10 @@ Layout of a run directory::
 
 A checkpoint directory is written under a temporary name and renamed into place, and ``latest.json``
 is replaced atomically after it, so a run killed at any moment leaves the previous checkpoint
-intact and ``latest.json`` pointing at a complete one.
+intact and ``latest.json`` pointing at a complete one. Without ``latest.json`` (deleted, or a run killed
+between the rename and the pointer's update) the newest complete checkpoint directory is the latest; a
+write killed midway leaves a hidden temporary (``.epoch_0003.<random>.tmp``) that
+:func:`remove_stale_temporaries` clears on the run's next start.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import base64
 import json
 import os
 import random
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +35,16 @@ from torch import nn
 from ..fileio import SafetensorsError, atomic_directory, atomic_write_json, load_safetensors, save_safetensors
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "latest_checkpoint",
-           "capture_rng", "restore_rng"]
+           "checkpoint_dirs", "checkpoint_problem", "remove_stale_temporaries", "capture_rng", "restore_rng"]
 
 FORMAT = "attnlab-checkpoint/1"
+#: The files every checkpoint directory holds.
+FILES = ("model.safetensors", "optimizer.safetensors", "state.json")
+#: What a run directory holds, written through :mod:`attnlab.fileio` (by this module and the training loop).
+RUN_FILES = ("config.json", "metrics.csv", "metrics.jsonl", "summary.json")
+_EPOCH_DIR = re.compile(r"epoch_(\d+)")
+# attnlab.fileio's temporaries: ``.NAME.<8 hex digits>.tmp`` beside NAME (``.old``: a directory moved aside).
+_TEMPORARY = r"\.({names})\.[0-9a-f]{{8}}\.(tmp|old)"
 
 
 class CheckpointError(ValueError):
@@ -157,26 +168,106 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, model_confi
         save_safetensors({**opt_tensors, **rng_tensors}, tmp / "optimizer.safetensors", {"format": FORMAT})
         _json_atomic(tmp / "state.json", state)
     _json_atomic(root / "latest.json", {"epoch": int(epoch), "dir": name})
-    done = sorted(p for p in root.glob("epoch_*") if p.is_dir())
+    done = checkpoint_dirs(root)
     for old in done[:-keep_last] if keep_last > 0 else []:
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def latest_checkpoint(path: str | os.PathLike) -> Path | None:
-    """The checkpoint directory a run directory (or its checkpoints/ folder) points at, or None."""
+def checkpoint_dirs(path: str | os.PathLike) -> list[Path]:
+    """Every ``epoch_NNNN`` directory of a run directory (or of its checkpoints/ folder), complete or not,
+    oldest first."""
+    path = Path(path)
+    root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _EPOCH_DIR.fullmatch(p.name) and p.is_dir()]
+    return sorted(found, key=_epoch_number)
+
+
+def _epoch_number(path: Path) -> int:
+    return int(_EPOCH_DIR.fullmatch(path.name).group(1))
+
+
+def checkpoint_problem(path: str | os.PathLike) -> str | None:
+    """Why the directory ``path`` is not a complete checkpoint (a missing file, an unreadable ``state.json``),
+    or None when it is one."""
+    path = Path(path)
+    missing = [name for name in FILES if not (path / name).is_file()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return f"state.json unreadable ({err})"
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not {"epoch", "model"} <= state.keys():
+        return "state.json is not an attnlab checkpoint state"
+    return None
+
+
+def pointer_target(path: str | os.PathLike) -> Path | None:
+    """The directory ``latest.json`` names in a run directory (or its checkpoints/ folder), or None without
+    one.
+
+    Raises:
+        CheckpointError: ``latest.json`` is corrupt.
+    """
     path = Path(path)
     for root in (path / "checkpoints", path):
         pointer = root / "latest.json"
         if pointer.is_file():
             try:
-                target = root / json.loads(pointer.read_text())["dir"]
-            except (json.JSONDecodeError, KeyError) as err:
+                return root / json.loads(pointer.read_text())["dir"]
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
                 raise CheckpointError(f"{pointer}: corrupt pointer file ({err}); point it at a checkpoints/epoch_* "
                                       "directory or delete it") from err
-            return target
     return None
+
+
+def latest_checkpoint(path: str | os.PathLike) -> Path | None:
+    """The checkpoint directory to continue a run from: what its ``latest.json`` points at, unless a newer
+    complete checkpoint exists (a run killed before it updated the pointer), and without ``latest.json`` the
+    newest complete ``epoch_*`` directory; None when there is none.
+
+    Args:
+        path: a run directory or its checkpoints/ folder.
+    """
+    target = pointer_target(path)
+    complete = [d for d in checkpoint_dirs(path) if checkpoint_problem(d) is None]
+    newest = complete[-1] if complete else None
+    if target is None or (newest is not None and _EPOCH_DIR.fullmatch(target.name)
+                          and _epoch_number(newest) > _epoch_number(target)):
+        return newest
+    return target
+
+
+def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
+    """Remove what writes killed midway left in a run: attnlab's hidden temporaries of checkpoint directories,
+    ``latest.json`` and the run's own files (``.epoch_0002.<random>.tmp``, ``.metrics.csv.<random>.tmp``).
+
+    Only names of that pattern are touched. A directory moved aside while its epoch was written again
+    (``.epoch_0002.<random>.old``) is removed only when ``epoch_0002`` itself exists. Call it when no other
+    process writes the run.
+
+    Returns:
+        The paths removed.
+    """
+    run_dir = Path(run_dir)
+    places = ((run_dir / "checkpoints", r"epoch_\d+|latest\.json"), (run_dir, "|".join(map(re.escape, RUN_FILES))))
+    removed = []
+    for folder, names in places:
+        pattern = re.compile(_TEMPORARY.format(names=names))
+        for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+            match = pattern.fullmatch(p.name)
+            if match is None or (match.group(2) == "old" and not (folder / match.group(1)).exists()):
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+    return removed
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

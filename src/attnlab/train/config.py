@@ -15,20 +15,25 @@ Metadata keys (all optional but ``help``):
     default_text: how ``--help`` shows a default that reads badly as a value (e.g. ``None``).
     parse: turns the flag's text into the field's value (a ``ValueError`` for bad text).
     cli: False for a field with no flag.
+    affects_result: False for a setting that cannot change what the run computes (where it runs, how fast),
+        True (the default) for everything else. A run may be resumed, and a finished run reused by a study,
+        with other values of such settings only (:func:`result_changes` is that one check).
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from collections import abc
+from collections.abc import Mapping
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from ..names import suggest
 
-__all__ = ["NUMBER_RANGES", "Range", "TrainConfig", "option"]
+__all__ = ["NUMBER_RANGES", "Range", "TrainConfig", "affects_result", "flag_text", "option", "result_changes"]
 
 
 def option(default: Any = MISSING, help: str = "", *, default_factory: Any = MISSING, **cli: Any) -> Any:
@@ -73,16 +78,17 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "cross-entropy label smoothing")
     amp: str = option("auto", "mixed precision: auto (bf16, else fp16 with loss scaling, on CUDA; off on CPU), "
                       "bf16, fp16 or off", choices=("auto", "bf16", "fp16", "off"))
-    channels_last: bool = option(False, "run the model in channels_last memory format", negatable=True)
-    compile: bool = option(False, "torch.compile the model")
+    channels_last: bool = option(False, "run the model in channels_last memory format", negatable=True,
+                                 affects_result=False)
+    compile: bool = option(False, "torch.compile the model", affects_result=False)
     augment: bool = option(True, "the dataset's training augmentation (random crop with padding, flips where "
                            "they make sense)", flag="--no-augment")
     seed: int = option(0, "seeds model init, data order and augmentation; CPU runs are repeatable")
-    device: str = option("auto", "auto, cpu, cuda, cuda:N")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N", affects_result=False)
     limit_train: int | None = option(None, "use only the first N training samples", default_text="all")
     limit_test: int | None = option(None, "use only the first N test samples", default_text="all")
     num_threads: int | None = option(None, "torch intra-op threads", flag="--threads",
-                                     default_text="torch's default")
+                                     default_text="torch's default", affects_result=False)
     sync_bn: bool = option(True, "under torchrun, BatchNorm statistics span the global batch (synchronised "
                            "across ranks), so N processes train the same model as one process on the same "
                            "global batch; off keeps per-rank statistics (plain DDP); no effect in one process",
@@ -273,6 +279,65 @@ def _is_one_of(value: Any, kinds: set[type]) -> bool:
     if isinstance(value, bool):
         return bool in kinds
     return any(isinstance(value, k) for k in kinds)
+
+
+def affects_result(f: Field) -> bool:
+    """Whether the :class:`TrainConfig` field ``f`` can change what a run computes (its ``affects_result``
+    metadata; True unless declared otherwise)."""
+    return bool(f.metadata.get("affects_result", True))
+
+
+def _as_stored(value: Any) -> Any:
+    """``value`` as it reads back from a run's JSON (tuples become lists, and so on)."""
+    return json.loads(json.dumps(value))
+
+
+def _default(f: Field) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def result_changes(stored: Mapping[str, Any], given: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """The settings that can change what a run computes and differ between a run's stored config and ``given``.
+
+    The one check behind resuming a run (``train(..., resume=True)`` refuses any change) and reusing a finished
+    run in a study; settings declared ``affects_result=False`` (device, threads, ...) may differ.
+
+    Args:
+        stored: the run's ``TrainConfig.to_dict()`` as read back from its JSON; a field it lacks (a run written
+            before the field existed) counts as the field's default.
+        given: the configuration asked for now.
+
+    Returns:
+        field name -> (stored value, given value), in field order; empty when nothing that matters differs.
+    """
+    now = given.to_dict()
+    changes = {}
+    for f in fields(TrainConfig):
+        if not affects_result(f):
+            continue
+        before = _as_stored(stored[f.name] if f.name in stored else _default(f))
+        after = _as_stored(now[f.name])
+        if before != after:
+            changes[f.name] = (before, after)
+    return changes
+
+
+def flag_text(name: str, value: Any) -> str:
+    """How the command line sets the field ``name`` to ``value``, for messages: ``--lr 0.1``, ``--no-augment``,
+    ``without --limit-train`` (the default); a field without a flag as ``name=value``."""
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    if not f.metadata.get("cli", True):
+        return f"{name}={json.dumps(value)}"
+    flag = f.metadata.get("flag", "--" + name.replace("_", "-"))
+    if isinstance(value, bool):
+        if f.metadata.get("negatable"):
+            return flag if value else "--no-" + flag[2:]
+        sets = not flag.startswith("--no-")  # the value the bare flag gives
+        return flag if value == sets else f"without {flag}"
+    if value is None:  # the default, or a word the flag's parser reads as None (``--attention none``)
+        parse = f.metadata.get("parse")
+        return f"{flag} none" if parse is not None and parse("none") is None else f"without {flag}"
+    return f"{flag} '{json.dumps(value)}'" if isinstance(value, dict) else f"{flag} {value}"
 
 
 def _attributes_doc(cls: type) -> str:

@@ -1,8 +1,10 @@
 """The training loop: one function from a laptop CPU to many GPUs under torchrun.
 
 ``train(config, out)`` builds the data and model, trains with per-epoch atomic checkpoints, metrics
-(JSONL and CSV) and a summary, and resumes exactly (same batches, same RNG streams, same schedule)
-with ``resume=True``.
+(JSONL and CSV, columns :data:`METRIC_COLUMNS`) and a summary, and resumes exactly (same batches, same RNG
+streams, same schedule) with ``resume=True``. A resume refuses, before it writes anything, any change of a
+setting that changes what the run computes (:func:`attnlab.train.config.result_changes`); Ctrl-C ends a run
+with :class:`TrainingInterrupted`, which says how to continue it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,21 +27,56 @@ from ..fileio import atomic_open, atomic_write_json
 from ..models import create_model
 from .batches import TensorSet, as_tensor_set, iterate_batches
 from .checkpoint import (
+    Checkpoint,
     CheckpointError,
+    _epoch_number,
+    checkpoint_dirs,
+    checkpoint_problem,
     latest_checkpoint,
     load_checkpoint,
+    pointer_target,
+    remove_stale_temporaries,
     restore_optimizer,
     restore_rng,
     save_checkpoint,
 )
-from .config import TrainConfig
+from .config import TrainConfig, flag_text, result_changes
 from .distributed import DistInfo, all_reduce_sum, average_buffers, barrier, cleanup, init_distributed
 from .evaluate import EvalResult, evaluate
 from .optim import create_optimizer, warmup_cosine
 from .progress import Progress
 from .sync_batchnorm import convert_sync_batchnorm
 
-__all__ = ["TrainResult", "train", "build_data", "autocast_settings"]
+__all__ = ["METRIC_COLUMNS", "TrainResult", "TrainingInterrupted", "train", "build_data", "autocast_settings"]
+
+#: The columns of metrics.csv and the keys of each metrics.jsonl row (and of ``TrainResult.history``), in order.
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "images_per_s")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during :func:`train`: where the run stopped and how to continue it, in its message.
+
+    Attributes:
+        run_dir: the run directory.
+        epoch: the epoch in progress (from 1), or None when training had not started.
+        finished: the last epoch whose checkpoint was written (0: none), which ``--resume`` continues from.
+    """
+
+    def __init__(self, run_dir: Path, epoch: int | None, finished: int) -> None:
+        self.run_dir, self.epoch, self.finished = run_dir, epoch, finished
+        if epoch is None:
+            where = f"before epoch {finished + 1} started"
+        else:
+            where = f"in epoch {epoch}" if epoch > finished else f"after epoch {finished}"
+        command = f"`attnlab train --resume --out {shlex.quote(str(run_dir))}` (same options)"
+        if finished:
+            then = f"{command} continues from the last finished epoch ({finished})"
+        else:
+            then = f"no epoch finished yet: {command} starts the run afresh"
+        super().__init__(f"interrupted {where}; {then}")
+
+    def __reduce__(self) -> tuple[type, tuple[Path, int | None, int]]:
+        return type(self), (self.run_dir, self.epoch, self.finished)
 
 
 @dataclass
@@ -106,10 +144,14 @@ def _jsonl(f, history):
 def _csv(f, history):
     if not history:
         return
-    keys = [k for k in history[0] if not isinstance(history[0][k], list | dict)]
-    w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+    w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
     w.writeheader()
     w.writerows(history)
+
+
+def _metric_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its keys in :data:`METRIC_COLUMNS` order (a checkpoint stores them sorted)."""
+    return {**{k: row[k] for k in METRIC_COLUMNS if k in row}, **row}
 
 
 def _log(info: DistInfo, msg: str) -> None:
@@ -124,21 +166,40 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, 
     Args:
         config: the run's settings.
         out: run directory (checkpoints, metrics.jsonl/csv, summary.json, config.json).
-        resume: continue from the latest checkpoint in ``out`` (the config must describe the same model).
+        resume: continue from the latest checkpoint in ``out`` (the newest complete one when ``latest.json`` is
+            gone), with the settings the run was trained with (device and threads may differ); with nothing to
+            resume, a new run starts (and says so).
         progress: show a progress bar / log lines.
         data: pre-built data (the study shares one copy between runs); built from ``config`` if None.
 
     Raises:
-        FileExistsError: ``out`` already holds a checkpoint and ``resume`` is False.
-        CheckpointError: the checkpoint is corrupt or for another model.
+        FileExistsError: ``out`` already holds a checkpoint and ``resume`` is False, or ``out`` is a file.
+        CheckpointError: the checkpoint is corrupt or for another model, ``config`` changes a setting the run was
+            trained with (every such field named with both values), or an incomplete checkpoint directory would
+            be overwritten. Nothing is written in ``out`` before these checks pass.
         FloatingPointError: the loss became NaN/inf (nothing is saved for that epoch).
+        TrainingInterrupted: Ctrl-C (a KeyboardInterrupt), with where it stopped and how to continue.
     """
     run_dir = Path(out)
     info = init_distributed(config.device)
+    where: list[int] = []  # the epoch in progress (from 1), once training has started
     try:
-        return _train(config, run_dir, info, resume, progress, data)
+        return _train(config, run_dir, info, resume, progress, data, where)
+    except KeyboardInterrupt as err:
+        if isinstance(err, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(run_dir, where[-1] if where else None, _finished_epoch(run_dir)) from None
     finally:
         cleanup(info)
+
+
+def _finished_epoch(run_dir: Path) -> int:
+    """The epoch a resume of ``run_dir`` would continue from (0: none), as the checkpoints on disk say."""
+    try:
+        latest = latest_checkpoint(run_dir) if run_dir.is_dir() else None
+        return int(json.loads((latest / "state.json").read_text())["epoch"]) if latest is not None else 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 @dataclass
@@ -168,34 +229,129 @@ class _Run:
 
 
 def _train(config: TrainConfig, run_dir: Path, info: DistInfo, resume: bool, progress: bool,
-           data: DataBundle | None) -> TrainResult:
-    """The steps of :func:`train`: set up, resume, wrap for DDP, run the epochs, write the summary."""
+           data: DataBundle | None, where: list[int]) -> TrainResult:
+    """The steps of :func:`train`: check, set up, resume, wrap for DDP, run the epochs, write the summary
+    (appending each epoch to ``where`` as it starts)."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    existing = _refuse_overwrite(run_dir, resume)
+    ckpt = _resume_point(config, run_dir, info, resume)
     torch.manual_seed(config.seed)
     run = _set_up(config, run_dir, info, data or build_data(config))
-    if resume and existing is not None:
-        _resume(run)
+    if ckpt is not None:
+        _resume(run, ckpt)
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps({"train": config.to_dict(), "model": run.model_cfg}, indent=1))
+        _start_writing(run)
+    _log(info, _start_line(run))
     net = _wrap_for_training(run.model, config, info)
     last_eval: EvalResult | None = None
     for epoch in range(run.start_epoch, config.epochs):
+        where.append(epoch + 1)
         last_eval = _run_epoch(run, net, epoch, progress)
     if last_eval is None:  # resumed a run that had already finished
         last_eval = _evaluate(run)
     return _finish(run, last_eval)
 
 
-def _refuse_overwrite(run_dir: Path, resume: bool) -> Path | None:
-    """The latest checkpoint in ``run_dir`` (None if there is none); raises if there is one and not ``resume``."""
-    existing = latest_checkpoint(run_dir) if run_dir.exists() else None
-    if existing is not None and not resume:
-        raise FileExistsError(f"{run_dir} already holds a checkpoint ({existing.name}); pass --resume to continue "
-                              "it, or choose another --out")
-    return existing
+def _resume_point(config: TrainConfig, run_dir: Path, info: DistInfo, resume: bool) -> Checkpoint | None:
+    """The checkpoint to continue from, or None for a new run; reads only, so a refusal leaves ``run_dir`` as it
+    was.
+
+    Raises:
+        FileExistsError: ``run_dir`` holds checkpoints and ``resume`` is False, or it (or a folder above it) is
+            a file.
+        CheckpointError: what :func:`train` lists for a refused resume.
+    """
+    blocking = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise FileExistsError(f"{blocking} is a file, not a folder: --out names the folder of the run; choose "
+                              "another --out")
+    present = run_dir.is_dir()
+    latest = latest_checkpoint(run_dir) if present else None
+    dirs = checkpoint_dirs(run_dir) if present else []
+    if not resume:
+        if latest is not None or dirs:
+            raise FileExistsError(f"{run_dir} already holds a checkpoint ({(latest or dirs[-1]).name}); pass --resume "
+                                  "to continue it, or choose another --out")
+        return None
+    if latest is None:
+        if dirs:
+            raise CheckpointError(f"nothing to resume in {run_dir}: {dirs[-1]} is incomplete "
+                                  f"({checkpoint_problem(dirs[-1])}) and a new run would overwrite it; delete the "
+                                  "incomplete checkpoint directories, or choose another --out")
+        _log(info, f"nothing to resume in {run_dir}: starting a new run")
+        return None
+    _refuse_broken_pointer(run_dir, latest, dirs)
+    ckpt = load_checkpoint(latest)
+    _refuse_overwriting(ckpt, dirs)
+    _refuse_changes(config, run_dir, ckpt)
+    pointed = pointer_target(run_dir)
+    if pointed != latest:  # latest.json gone, or a run killed before it pointed at its newest checkpoint
+        why = "is missing" if pointed is None else f"points at the older {pointed.name}"
+        _log(info, f"{run_dir}: latest.json {why}; resuming from the newest complete checkpoint, {latest.name}")
+    return ckpt
+
+
+def _refuse_broken_pointer(run_dir: Path, latest: Path, dirs: list[Path]) -> None:
+    """Raise when ``latest.json`` points at something that is not a complete checkpoint."""
+    problem = checkpoint_problem(latest) if latest.is_dir() else "missing"
+    if problem is None:
+        return
+    complete = [d for d in dirs if checkpoint_problem(d) is None]
+    fix = (f"delete {latest.parent / 'latest.json'} to resume from the newest complete one ({complete[-1].name})"
+           if complete else "choose another --out")
+    raise CheckpointError(f"cannot resume {run_dir}: latest.json points at {latest}, which is not a complete "
+                          f"checkpoint ({problem}); {fix}")
+
+
+def _refuse_overwriting(ckpt: Checkpoint, dirs: list[Path]) -> None:
+    """Raise when a checkpoint directory newer than ``ckpt`` exists: resuming would overwrite it."""
+    newer = [d for d in dirs if _epoch_number(d) > ckpt.epoch]
+    if newer:
+        raise CheckpointError(f"cannot resume from {ckpt.path}: the newer {newer[-1]} is incomplete "
+                              f"({checkpoint_problem(newer[-1])}) and resuming would overwrite it; delete it (or "
+                              "move it away), then resume")
+
+
+def _refuse_changes(config: TrainConfig, run_dir: Path, ckpt: Checkpoint) -> None:
+    """Raise when ``config`` changes a setting the checkpoint's run was trained with (see ``result_changes``)."""
+    stored = ckpt.state.get("extra", {}).get("train")
+    if stored is None and (run_dir / "config.json").is_file():  # a checkpoint saved by other code than train()
+        try:
+            stored = json.loads((run_dir / "config.json").read_text()).get("train")
+        except (json.JSONDecodeError, AttributeError):
+            stored = None
+    changes = result_changes(stored, config) if isinstance(stored, dict) else {}
+    if changes:
+        differ = ", ".join(f"{k} {s!r} (stored) vs {g!r} (given)" for k, (s, g) in changes.items())
+        own = " ".join(flag_text(k, s) for k, (s, _) in changes.items())
+        raise CheckpointError(f"cannot resume {run_dir} with other settings than it was trained with: {differ}; "
+                              f"resume it with its own ({own}), or train into another --out")
+
+
+def _start_writing(run: _Run) -> None:
+    """The run's first writes, once every check has passed: clear what killed writes left, write config.json."""
+    stale = remove_stale_temporaries(run.run_dir) if run.run_dir.is_dir() else []
+    if stale:
+        _log(run.info, f"removed {len(stale)} temporary file(s) an interrupted write left in {run.run_dir}: "
+                       f"{', '.join(p.name for p in stale)}")
+    atomic_write_json(run.run_dir / "config.json", {"train": run.config.to_dict(), "model": run.model_cfg}, indent=1)
+
+
+def _start_line(run: _Run) -> str:
+    """One line of what is about to train, on what and how (printed before the first epoch)."""
+    config, info, data = run.config, run.info, run.data
+    params = sum(p.numel() for p in run.model.parameters())
+    amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 (loss scaling)"}.get(run.amp_dtype)
+    procs = f" over {info.world_size} processes" if info.world_size > 1 else ""
+    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    if run.start_epoch >= config.epochs:
+        epochs = f"all {epochs} already done"
+    elif run.start_epoch:
+        epochs = f"epochs {run.start_epoch + 1}-{config.epochs} of {config.epochs}"
+    model = f"{config.model} + {config.attention}" if config.attention else f"{config.model} (no attention)"
+    return (f"training {model}, {params:,} parameters, on {config.dataset}: {len(data.train):,} train / "
+            f"{len(data.test):,} test images; device {run.device}, AMP {amp}, batch {config.batch_size}{procs}, "
+            f"{epochs}, channels_last {'on' if config.channels_last else 'off'}, threads {torch.get_num_threads()}")
 
 
 def _build_model(config: TrainConfig, data: DataBundle, info: DistInfo) -> tuple[nn.Module, dict[str, Any]]:
@@ -227,9 +383,8 @@ def _set_up(config: TrainConfig, run_dir: Path, info: DistInfo, data: DataBundle
                 per_rank, steps_per_epoch, aug_gen)
 
 
-def _resume(run: _Run) -> None:
-    """Restore weights, optimiser, schedule, scaler, RNG streams and history from the run's latest checkpoint."""
-    ckpt = load_checkpoint(run.run_dir)
+def _resume(run: _Run, ckpt: Checkpoint) -> None:
+    """Restore weights, optimiser, schedule, scaler, RNG streams and history from the checkpoint ``ckpt``."""
     if ckpt.model_config != run.model_cfg:
         raise CheckpointError(f"{ckpt.path} is a checkpoint of {ckpt.model_config}, not of {run.model_cfg}; "
                               "resume with the same --model/--attention/--dataset, or choose another --out")
@@ -240,8 +395,8 @@ def _resume(run: _Run) -> None:
         run.scaler.load_state_dict(ckpt.state["scaler"])
     restore_rng(ckpt.state["rng"], ckpt.optimizer_tensors)
     run.start_epoch = ckpt.epoch
-    run.history = [h for h in ckpt.state["extra"].get("history", []) if h["epoch"] <= run.start_epoch]
-    _log(run.info, f"resuming {run.run_dir} after epoch {run.start_epoch}")
+    run.history = [_metric_row(h) for h in ckpt.state["extra"].get("history", []) if h["epoch"] <= run.start_epoch]
+    _log(run.info, f"resuming {run.run_dir} after epoch {run.start_epoch} ({ckpt.path.name})")
 
 
 def _wrap_for_training(model: nn.Module, config: TrainConfig, info: DistInfo) -> nn.Module:
@@ -260,9 +415,9 @@ def _run_epoch(run: _Run, net: nn.Module, epoch: int, progress: bool) -> EvalRes
     config, info = run.config, run.info
     sums, train_time = _train_epoch(run, net, epoch, progress)
     ev = _evaluate(run)
-    row = {"epoch": epoch + 1, "train_loss": float(sums[0] / sums[2]), "train_acc": float(sums[1] / sums[2]),
-           "test_loss": ev.loss, "test_acc": ev.accuracy, "lr": run.optimizer.param_groups[0]["lr"],
-           "epoch_seconds": train_time, "images_per_s": float(sums[2]) / train_time}
+    row = dict(zip(METRIC_COLUMNS, (epoch + 1, float(sums[0] / sums[2]), float(sums[1] / sums[2]), ev.loss,
+                                    ev.accuracy, run.optimizer.param_groups[0]["lr"], train_time,
+                                    float(sums[2]) / train_time), strict=True))
     run.history.append(row)
     _log(info, f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} "
                f"| test loss {ev.loss:.4f} acc {ev.accuracy:.4f} | {train_time:.1f}s, "
