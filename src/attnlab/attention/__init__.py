@@ -7,16 +7,24 @@ recording protocol of :mod:`attnlab.attention.base`.
 from .bam import BAM
 from .base import PLACEMENTS, AttentionMaps, AttentionModule, reduced_channels
 from .cbam import CBAM, ChannelAttention, SpatialAttention
+from .ceca import CircularECA
 from .channel_gate import ChannelGateModule
 from .coord import CoordAttention
 from .eca import EfficientChannelAttention, eca_kernel_size
+from .ela import ELA_VARIANTS, EfficientLocalAttention
+from .ese import EffectiveSE
 from .gc import GlobalContext
+from .ge import GE_VARIANTS, GatherExcite
+from .lcbam import LightCBAM
 from .non_local import NON_LOCAL_MODES, NonLocal
 from .recording import attention_modules, record_attention
 from .registry import create_attention, get_attention_class, list_attention, register_attention
 from .scse import SCSE
 from .se import SqueezeExcitation
 from .simam import SimAM
+from .sk import SelectiveKernel
+from .splat import SplitAttention
+from .strip import STRIP_VARIANTS, StripPooling
 from .triplet import TripletAttention
 
 __all__ = [
@@ -26,16 +34,27 @@ __all__ = [
     "CBAM",
     "ChannelAttention",
     "ChannelGateModule",
+    "CircularECA",
     "CoordAttention",
+    "ELA_VARIANTS",
+    "EffectiveSE",
     "EfficientChannelAttention",
+    "EfficientLocalAttention",
+    "GE_VARIANTS",
+    "GatherExcite",
     "GlobalContext",
+    "LightCBAM",
     "NON_LOCAL_MODES",
     "NonLocal",
     "PLACEMENTS",
     "SCSE",
+    "STRIP_VARIANTS",
+    "SelectiveKernel",
     "SimAM",
     "SpatialAttention",
+    "SplitAttention",
     "SqueezeExcitation",
+    "StripPooling",
     "TripletAttention",
     "attention_modules",
     "create_attention",
