@@ -13,7 +13,9 @@ The paper uses it as the 3x3 conv of ResNeSt's bottlenecks (R = 2, K = 1); as an
 C channels to C (stride 1), so it can also be added to any block. Layer names and the channel layout of
 the logits (grouped by cardinal group, then split) are the authors' (``zhanghang1989/ResNeSt``:
 ``conv``, ``bn0``, ``fc1``, ``bn1``, ``fc2``) and timm's, so their weights load. Their options of
-DropBlock, rectified convs and strides are left out.
+DropBlock, rectified convs and strides are left out. timm's ``SplitAttn`` differs in its defaults: no BN
+unless given a ``norm_layer`` (its ResNeSt passes BatchNorm), and d rounded to a multiple of 8; this module
+follows the authors (BN, d = max(R * C // 4, 32)).
 """
 
 from __future__ import annotations
