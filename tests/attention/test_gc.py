@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from attnlab.attention import GlobalContext
 
@@ -38,12 +39,72 @@ def test_new_add_block_is_the_identity(make_input, train):
 def reference(m: GlobalContext, x: torch.Tensor) -> torch.Tensor:
     """The official ContextBlock forward (mmcv), with the module's own layers."""
     b, c, h, w = x.shape
-    input_x = x.view(b, c, h * w).unsqueeze(1)  # (N, 1, C, HW)
-    context_mask = m.conv_mask(x).view(b, 1, h * w).softmax(2).unsqueeze(-1)  # (N, 1, HW, 1)
-    context = torch.matmul(input_x, context_mask).view(b, c, 1, 1)
-    if m.fusion == "add":
-        return x + m.channel_add_conv(context)
-    return x * torch.sigmoid(m.channel_mul_conv(context))
+    if m.pooling == "att":
+        input_x = x.view(b, c, h * w).unsqueeze(1)  # (N, 1, C, HW)
+        context_mask = m.conv_mask(x).view(b, 1, h * w).softmax(2).unsqueeze(-1)  # (N, 1, HW, 1)
+        context = torch.matmul(input_x, context_mask).view(b, c, 1, 1)
+    else:
+        context = F.adaptive_avg_pool2d(x, 1)
+    out = x
+    if "mul" in m.fusion:
+        out = out * torch.sigmoid(m.channel_mul_conv(context))
+    if "add" in m.fusion:
+        out = out + m.channel_add_conv(context)
+    return out
+
+
+@pytest.mark.parametrize("fusion", ["add", "mul", "add+mul"])
+@pytest.mark.parametrize("pooling", ["att", "avg"])
+def test_parameter_count_per_fusion_and_pooling(fusion, pooling):
+    """One transform per fusion (2*C*h + 3h + C each); the C-weight mask conv only for attention pooling."""
+    m = GlobalContext(256, fusion=fusion, pooling=pooling)
+    h = 256 // 16
+    transforms = 2 if fusion == "add+mul" else 1
+    expected = transforms * (2 * 256 * h + 3 * h + 256) + (256 if pooling == "att" else 0)
+    assert sum(p.numel() for p in m.parameters()) == expected
+    assert hasattr(m, "conv_mask") == (pooling == "att")
+
+
+@pytest.mark.parametrize("fusion", ["add", "mul", "add+mul"])
+@pytest.mark.parametrize("pooling", ["att", "avg"])
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_fusions_and_poolings_match_the_official_forward(make_attention, make_input, fusion, pooling, train):
+    """Both fusions at once compose as the official code: out = x * sigmoid(t_mul) + t_add."""
+    m = make_attention("gc", 32, dtype=torch.float64, fusion=fusion, pooling=pooling).train(train)
+    x = make_input(3, 32, 7, 5, dtype=torch.float64)
+    torch.testing.assert_close(m(x), reference(copy.deepcopy(m), x), rtol=1e-10, atol=1e-12)
+
+
+def test_new_add_mul_block_is_a_channel_gate(make_input):
+    """The add transform starts at zero, so a new "add+mul" block is its "mul" gate alone."""
+    m = GlobalContext(32, fusion="add+mul")
+    x = make_input(2, 32, 5, 5)
+    with torch.no_grad():
+        ctx = m.context(x)[1]
+        gate = torch.sigmoid(m.transform_context(ctx, m.channel_mul_conv))
+        torch.testing.assert_close(m(x), x * gate[:, :, None, None])
+
+
+def test_channel_scale_only_for_the_mul_fusion(make_attention, make_input):
+    x = make_input(2, 32, 6, 5)
+    for pooling in ("att", "avg"):
+        m = make_attention("gc", 32, fusion="mul", pooling=pooling).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(m(x), x * m.channel_scale(x)[:, :, None, None])
+    assert make_attention("gc", 32).channel_scale(x) is None
+    assert make_attention("gc", 32, fusion="add+mul").channel_scale(x) is None
+
+
+def test_recorded_maps_of_both_fusions(make_attention, make_input):
+    m = make_attention("gc", 32, dtype=torch.float64, fusion="add+mul", pooling="avg").eval()
+    x = make_input(2, 32, 6, 5, dtype=torch.float64)
+    got = []
+    m.attention_sink = lambda mod, maps: got.append(maps)
+    with torch.no_grad():
+        out = m(x)
+    maps = got[0]
+    assert maps.spatial is None  # average pooling has no attention map
+    torch.testing.assert_close(out, x * maps.channel[:, :, None, None] + maps.extra["add"][:, :, None, None])
 
 
 @pytest.mark.parametrize("fusion", ["add", "mul"])
@@ -82,7 +143,8 @@ def test_zero_init_last_restores_identity(make_attention, make_input):
     assert torch.equal(m(x), x)
 
 
-@pytest.mark.parametrize("kwargs", [dict(reduction=4), dict(fusion="mul"), dict(min_channels=4), dict(act="gelu")],
+@pytest.mark.parametrize("kwargs", [dict(reduction=4), dict(fusion="mul"), dict(min_channels=4), dict(act="gelu"),
+                                    dict(fusion="add+mul"), dict(pooling="avg")],
                          ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
 def test_every_option_changes_the_output(make_attention, make_input, kwargs):
     x = make_input(2, 32, 6, 6)
@@ -102,6 +164,7 @@ def test_gate_changes_the_mul_output(make_attention, make_input):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(fusion="concat"), "unknown GC fusion"), (dict(gate="sigmoid"), "only to fusion='mul'"),
+    (dict(pooling="max"), "unknown GC pooling"),
     (dict(reduction=-1), "reduction"), (dict(min_channels=0), "min_channels"), (dict(act="nope"), "unknown activation"),
 ])
 def test_invalid_options_raise(kwargs, match):

@@ -11,9 +11,9 @@ that starts at zero (the paper's alpha and beta, the official code's ``gamma``):
 
 ``branches="both"`` (the paper's DA module) sums them, out = x + alpha PAM(x) + beta CAM(x) (the
 paper fuses the two outputs by element-wise sum); ``"position"`` and ``"channel"`` are its ablations
-(the paper's ablation study). One registry name with a ``branches`` option rather than ``danet_pam`` and
-``danet_cam``: the paper evaluates one module and its two ablations, and with both branches in the
-default every registry-wide check (gradients, autocast, compile, ONNX) exercises both code paths.
+(the paper's ablation study). ``danet`` takes a ``branches`` option; the two branches are also registered
+on their own, ``danet_pam`` (:class:`PositionAttention`) and ``danet_cam`` (:class:`ChannelSelfAttention`),
+because users reach for them by name as stand-alone blocks (the registry-wide checks then run on each).
 
 Which softmax the CAM takes (``cam_softmax``): the paper's Eq. 3 is softmax(e), but the authors'
 code, which produced the paper's numbers, takes softmax(max_j e_ij - e_ij) = softmax(-e) (a
@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from .base import AttentionModule, reduced_channels
 from .registry import register_attention
 
-__all__ = ["DualAttention", "DANET_BRANCHES"]
+__all__ = ["ChannelSelfAttention", "DualAttention", "DANET_BRANCHES", "PositionAttention"]
 
 DANET_BRANCHES = ("both", "position", "channel")
 _CAM_SOFTMAX = ("official", "paper")
@@ -164,3 +164,33 @@ class DualAttention(AttentionModule):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, branches={self.branches!r}, cam_softmax={self.cam_softmax!r}"
+
+
+@register_attention("danet_pam")
+class PositionAttention(DualAttention):
+    """DANet's position attention module (PAM) on its own: ``DualAttention(channels, branches="position")``.
+
+    Shape:
+        (N, C, H, W) -> (N, C, H, W). Records spatial = the mean attention each position receives (N, 1, H, W)
+        and ``extra["position_attention"]`` (N, HW, HW).
+    """
+
+    param_formula = "2*(C*C' + C') + C^2 + C + 1, C' = C//8"
+
+    def __init__(self, channels: int, reduction: float = 8, min_channels: int = 1) -> None:
+        super().__init__(channels, branches="position", reduction=reduction, min_channels=min_channels)
+
+
+@register_attention("danet_cam")
+class ChannelSelfAttention(DualAttention):
+    """DANet's channel attention module (CAM) on its own: ``DualAttention(channels, branches="channel")``.
+
+    Shape:
+        (N, C, H, W) -> (N, C, H, W); one parameter (its scale, zero at init). Records channel = the mean
+        attention each channel receives (N, C) and ``extra["channel_attention"]`` (N, C, C).
+    """
+
+    param_formula = "1"
+
+    def __init__(self, channels: int, cam_softmax: str = "official") -> None:
+        super().__init__(channels, branches="channel", cam_softmax=cam_softmax)
