@@ -254,8 +254,9 @@ def _add_cam(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", nargs="+", required=True, metavar="RUN",
                    help="one or more run/checkpoint directories: one column each")
     p.add_argument("--images", required=True, help="a dataset name (its test split), an image file, or a folder")
-    p.add_argument("--method", default="gradcam", help="CAM method (gradcam, gradcampp, xgradcam, hirescam, "
-                                                       "layercam, scorecam, eigencam)")
+    p.add_argument("--method", default="gradcam", help="CAM method (attnlab.cam.list_cams(): gradcam, gradcampp, "
+                   "xgradcam, hirescam, gradcamelementwise, layercam, eigengradcam, finercam, fullgrad, scorecam, "
+                   "ablationcam, eigencam, kpcacam, randomcam)")
     p.add_argument("--out", required=True, help="output directory: grid.png and maps.pt")
     p.add_argument("-n", "--num-images", type=int, default=8)
     p.add_argument("--target", choices=["predicted", "label"], default="predicted")
