@@ -122,11 +122,10 @@ def _present_device(text: str) -> str:
 
 def _cam_method(text: str) -> str:
     """A CAM method's registry name (the closest is suggested for a typo)."""
-    from .cam import list_cams
-    from .names import lookup
+    from .cam import cam_name
 
     try:
-        return lookup({m: m for m in list_cams()}, text, "CAM method")
+        return cam_name(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
 
@@ -375,7 +374,9 @@ def _add_cam(p: argparse.ArgumentParser) -> None:
                    help="one or more run/checkpoint directories: one column each")
     p.add_argument("--images", required=True, help="a dataset name (its test split), an image file, or a folder")
     p.add_argument("--method", type=_cam_method, default="gradcam",
-                   help="CAM method (gradcam, gradcampp, xgradcam, hirescam, layercam, scorecam, eigencam)")
+                   help="CAM method (attnlab.cam.list_cams(): gradcam, gradcampp, xgradcam, hirescam, "
+                        "gradcamelementwise, layercam, eigengradcam, finercam, fullgrad, scorecam, ablationcam, "
+                        "eigencam, kpcacam, randomcam)")
     p.add_argument("--out", required=True, help="output directory: grid.png and maps.pt")
     p.add_argument("-n", "--num-images", type=_positive_int, default=8, help="images, one row each")
     p.add_argument("--target", choices=["predicted", "label"], default="predicted",

@@ -33,8 +33,10 @@ def _hooks(model: nn.Module) -> int:
 
 
 def _make(name, model, layer="features.relu3", **kw):
-    if name == "scorecam":
+    if CAM_METHODS[name].forwards_per_channel:
         kw.setdefault("batch_size", 16)
+    if name == "fullgrad":  # every bias layer of the model, not a layer's activations
+        layer = None
     return create_cam(name, model, layer, **kw)
 
 
@@ -43,7 +45,8 @@ def test_maps_shape_range_and_raw(name, small_cnn, batch):
     with _make(name, small_cnn) as cam:
         maps = cam(batch)
         raw = cam(batch, raw=True)
-    assert maps.shape == (4, 16, 16) and raw.shape == (4, 8, 8)
+    # raw maps are at the target layer's resolution; FullGrad's at the input's (it sums every layer's term)
+    assert maps.shape == (4, 16, 16) and raw.shape == ((4, 16, 16) if name == "fullgrad" else (4, 8, 8))
     assert maps.min() >= 0 and maps.max() <= 1 and torch.isfinite(maps).all()
     assert (raw >= 0).all()
     torch.testing.assert_close(maps, normalize_maps(upsample_maps(raw, (16, 16))))
@@ -53,7 +56,8 @@ def test_maps_shape_range_and_raw(name, small_cnn, batch):
 def test_hooks_removed_on_exit_and_after_an_error(name, small_cnn, batch):
     assert _hooks(small_cnn) == 0
     with _make(name, small_cnn) as cam:
-        assert _hooks(small_cnn) == 1
+        expected = len(cam.target_names) + (name == "fullgrad")  # FullGrad also hooks the model's input
+        assert _hooks(small_cnn) == expected == len(cam.hook_handles)
         cam(batch)
     assert _hooks(small_cnn) == 0
     cam.remove_hooks()  # idempotent
@@ -61,7 +65,7 @@ def test_hooks_removed_on_exit_and_after_an_error(name, small_cnn, batch):
         cam(batch)
     with pytest.raises(KeyError):
         with _make(name, small_cnn) as cam:
-            assert _hooks(small_cnn) == 1
+            assert _hooks(small_cnn) == expected
             raise KeyError("inside the block")
     assert _hooks(small_cnn) == 0
 
@@ -167,14 +171,15 @@ def test_normalize_constant_and_upsample():
 
 def test_registry():
     assert list_cams() == sorted(["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam",
-                                  "eigencam"])
-    with pytest.raises(ValueError, match="Known CAM methods: eigencam"):
+                                  "eigencam", "gradcamelementwise", "ablationcam", "eigengradcam", "fullgrad",
+                                  "kpcacam", "finercam", "randomcam"])
+    with pytest.raises(ValueError, match="Known CAM methods: ablationcam"):
         create_cam("gradcan", SmallCNN(), "features")
     assert isinstance(create_cam("Grad-CAM++", SmallCNN(), "features"), CAM_METHODS["gradcampp"])
     assert get_cam_class(" Score-CAM ") is ScoreCAM  # looked up without building one
     with pytest.raises(ValueError, match="unknown CAM method 'gradcma'. Did you mean 'gradcam'"):
         get_cam_class("gradcma")
-    assert [n for n in list_cams() if CAM_METHODS[n].class_agnostic] == ["eigencam"]
+    assert [n for n in list_cams() if CAM_METHODS[n].class_agnostic] == ["eigencam", "kpcacam"]
 
 
 def test_channels_last_falls_back_when_the_model_needs_contiguous(batch):

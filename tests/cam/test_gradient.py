@@ -1,4 +1,4 @@
-"""The gradient CAM family against captum, torchcam and the papers' formulas written out here."""
+"""The gradient CAM family against captum, torchcam and the papers' formulas written out here; eigen smoothing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab.cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM, normalize_maps
+from attnlab.cam import (
+    EigenGradCAM,
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    XGradCAM,
+    normalize_maps,
+)
 
 TARGETS = [0, 1, 2, 3]
 
@@ -161,3 +170,63 @@ def test_channels_last_gives_the_same_maps(small_cnn, batch):
     with GradCAM(small_cnn, "features.relu3", channels_last=False) as plain, \
             GradCAM(small_cnn, "features.relu3", channels_last=True) as cl:
         torch.testing.assert_close(cl(batch, TARGETS), plain(batch, TARGETS), atol=1e-5, rtol=0)
+
+
+def _captum_grad_x_act(model, layer, x, targets):
+    """captum's LayerGradientXActivation: G * A per element, (N, K, h, w)."""
+    captum = pytest.importorskip("captum.attr")
+    module = dict(model.named_modules())[layer]
+    return captum.LayerGradientXActivation(model, module).attribute(x, target=targets).detach()
+
+
+@pytest.mark.parametrize("layer", ["features.conv3", "features.relu3"])
+def test_elementwise_and_hirescam_equal_captum_grad_x_activation(small_cnn, batch, layer):
+    """Grad-CAM element-wise = sum_k ReLU(G_k A_k); HiResCAM = ReLU(sum_k G_k A_k) (captum's G * A)."""
+    ga = _captum_grad_x_act(small_cnn, layer, batch, TARGETS)
+    with GradCAMElementWise(small_cnn, layer) as cam:
+        raw = cam(batch, TARGETS, raw=True)
+        maps = cam(batch, TARGETS)
+    torch.testing.assert_close(raw, F.relu(ga).sum(1), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(maps, _norm_up(F.relu(ga).sum(1)), atol=1e-5, rtol=0)
+    with HiResCAM(small_cnn, layer) as cam:
+        torch.testing.assert_close(cam(batch, TARGETS, raw=True), F.relu(ga.sum(1)), atol=1e-6, rtol=1e-5)
+    if layer == "features.conv3":  # signed activations: the ReLU's place matters
+        assert not torch.allclose(F.relu(ga).sum(1), F.relu(ga.sum(1)))
+
+
+def _svd_projection(w: torch.Tensor) -> torch.Tensor:
+    """pytorch-grad-cam's get_2d_projection: positions x channels, centred, projected on the first right singular
+    vector, the sign made to correlate positively with the channel sum. (N, K, h, w) -> (N, h, w)."""
+    n, k, h, wd = w.shape
+    out = []
+    for i in range(n):
+        x = w[i].reshape(k, -1).T.double()
+        xc = x - x.mean(0)
+        _, _, vh = torch.linalg.svd(xc, full_matrices=False)
+        p = xc @ vh[0]
+        ref = x.sum(1)
+        out.append((p if (p * (ref - ref.mean())).sum() >= 0 else -p).reshape(h, wd))
+    return torch.stack(out).float()
+
+
+def test_eigen_gradcam_is_the_first_component_of_grads_times_activations(small_cnn, batch):
+    ga = _captum_grad_x_act(small_cnn, "features.relu3", batch, TARGETS)
+    expected = F.relu(_svd_projection(ga))
+    with EigenGradCAM(small_cnn, "features.relu3") as cam:
+        raw = cam(batch, TARGETS, raw=True)
+    torch.testing.assert_close(raw, expected, atol=1e-5, rtol=1e-4)
+    assert (raw > 0).any() and (raw == 0).any()
+    with pytest.raises(ValueError, match="already is a principal component"):
+        EigenGradCAM(small_cnn, "features.relu3", eigen_smooth=True)
+
+
+@pytest.mark.parametrize("cls", [GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, GradCAMElementWise, LayerCAM])
+def test_eigen_smooth_is_the_first_component_of_the_weighted_activations(small_cnn, batch, cls):
+    """pytorch-grad-cam's eigen_smooth: get_2d_projection(w * A) in place of sum_k w_k A_k."""
+    a, g = _acts_and_grads(small_cnn, "features.relu3", batch, TARGETS)
+    with cls(small_cnn, "features.relu3") as plain, cls(small_cnn, "features.relu3", eigen_smooth=True) as smooth:
+        w = plain._weights(a, g)
+        weighted = a * (w[:, :, None, None] if w.dim() == 2 else w)
+        torch.testing.assert_close(plain(batch, TARGETS, raw=True), F.relu(weighted.sum(1)), atol=1e-6, rtol=1e-4)
+        torch.testing.assert_close(smooth(batch, TARGETS, raw=True), F.relu(_svd_projection(weighted)), atol=1e-5,
+                                   rtol=1e-4)

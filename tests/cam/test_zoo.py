@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import attnlab
-from attnlab.cam import GradCAM, ScoreCAM, capture_attention, create_cam, list_cams
+from attnlab.cam import CAM_METHODS, GradCAM, ScoreCAM, capture_attention, create_cam, list_cams
 
 models = pytest.importorskip("attnlab.models")
 
@@ -39,7 +39,7 @@ def test_gradcam_and_capture_on_resnet20(attention):
 @pytest.mark.parametrize("method", list_cams())
 def test_every_method_on_a_cbam_resnet(method):
     model = _model("cbam").train()
-    kw = {"top_k": 4} if method == "scorecam" else {}
+    kw = {"top_k": 4} if CAM_METHODS[method].forwards_per_channel else {}
     with create_cam(method, model, "layer3", **kw) as cam:
         maps = cam(X)
     assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
@@ -71,7 +71,7 @@ def test_scorecam_on_resnet20_matches_torchcam():
 def test_cuda(method):
     model = _model("cbam").cuda()
     x = X.cuda()
-    kw = {"top_k": 4} if method == "scorecam" else {}
+    kw = {"top_k": 4} if CAM_METHODS[method].forwards_per_channel else {}
     with create_cam(method, model, "layer3", **kw) as cam:
         maps = cam(x)
     assert maps.is_cuda and maps.shape == (2, 32, 32)

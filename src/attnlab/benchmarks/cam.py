@@ -180,7 +180,7 @@ def _one_pass_candidates(model: nn.Module, layer: str, x: Tensor, classes: Tenso
     for m in methods:
         cam = create_cam(m, model, layer)
         extractors.append(cam)
-        fns[f"attnlab {m}"] = partial(cam, x, None if m == "eigencam" else classes)
+        fns[f"attnlab {m}"] = partial(cam, x, None if cam.class_agnostic else classes)
     if "gradcam" in methods:  # the same method in the input's own (NCHW) layout: what the layout alone buys
         plain = create_cam("gradcam", model, layer, channels_last=False)
         extractors.append(plain)
@@ -333,8 +333,8 @@ def benchmark_cams(configs: Sequence[CAMConfig] | None = None, batch: int = 16, 
         x = torch.randn(batch, 3, cfg.size, cfg.size, generator=torch.Generator().manual_seed(0)).to(device)
         with torch.no_grad():
             classes = model(x).argmax(1)  # (N,): the model's predictions
-        rows = _time_one_pass(model, cfg, x, classes, [m for m in methods if m != "scorecam"], repeats, baselines,
-                              device)
+        one_pass = [m for m in methods if not CAM_METHODS[m].forwards_per_channel]  # Ablation-CAM: not timed
+        rows = _time_one_pass(model, cfg, x, classes, one_pass, repeats, baselines, device)
         speed += rows
         if log:
             log(f"  {cfg.model} {cfg.size}x{cfg.size}: timed {len(rows)} one-pass candidates at batch {batch}")

@@ -30,21 +30,22 @@ activation and gives the others weight 0; ``benchmarks/cam.py`` reports its erro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import LayerSpec, TargetSpec, _CAMBase, check_finite, resolve_targets
+from .base import LayerSpec, TargetSpec, check_finite, resolve_targets
+from .method import CAMMethod
 
 __all__ = ["ScoreCAM", "SCORES"]
 
 SCORES = ("logit", "probability")
 
 
-class ScoreCAM(_CAMBase):
+class ScoreCAM(CAMMethod):
     """Score-CAM (gradient-free): channel weights from the target score of each channel-masked input.
 
     Args:
@@ -55,8 +56,7 @@ class ScoreCAM(_CAMBase):
             (the authors' code: the class's softmax probability as the weight).
         top_k: approximate mode: score only the k channels with the largest mean activation per image.
         dedupe: forward each distinct mask of an image once (exact; costs one sort of the masks).
-        channels_last: input layout of the forwards, see :class:`~attnlab.cam.GradCAM`.
-        input_shape: (C, H, W) used only to guess ``target_layer`` when it is None.
+        aug_smooth, eigen_smooth, channels_last, input_shape: see :class:`~attnlab.cam.CAMMethod`.
 
     A callable target is applied to batches of masked inputs' outputs, one row per masked input (with
     ``score="probability"`` it receives softmax probabilities), so it must score each row from that row
@@ -72,18 +72,20 @@ class ScoreCAM(_CAMBase):
     """
 
     name = "scorecam"
+    title = "Score-CAM"
     needs_gradients = False
+    forwards_per_channel = True
 
-    def __init__(self, model: nn.Module, target_layer: LayerSpec | list[LayerSpec] | None = None, *,
+    def __init__(self, model: nn.Module, target_layer: LayerSpec | Sequence[LayerSpec] | None = None, *,
                  batch_size: int = 64, score: str = "logit", top_k: int | None = None, dedupe: bool = True,
-                 channels_last: bool | None = None, input_shape: tuple[int, ...] | None = None) -> None:
+                 **options: Any) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k must be None or a positive int, got {top_k!r}")
-        super().__init__(model, target_layer, channels_last=channels_last, input_shape=input_shape)
+        super().__init__(model, target_layer, **options)
         self.batch_size = batch_size
         self.score = score
         self.top_k = top_k
@@ -93,7 +95,7 @@ class ScoreCAM(_CAMBase):
 
     def __repr__(self) -> str:
         return (f"ScoreCAM(target_layer={self.target_names}, batch_size={self.batch_size}, score={self.score!r}, "
-                f"top_k={self.top_k}, dedupe={self.dedupe})")
+                f"top_k={self.top_k}, dedupe={self.dedupe}{self._options_repr()})")
 
     def _raw_maps(self, x: Tensor, acts: list[Tensor], output: Any,
                   targets: TargetSpec) -> tuple[list[Tensor], Tensor | None]:
@@ -180,4 +182,4 @@ class ScoreCAM(_CAMBase):
             weights = scores.masked_fill(~include, float("-inf")).softmax(1)  # (N, K)
         else:
             weights = scores.masked_fill(~include, 0.0)
-        return torch.einsum("nk,nkhw->nhw", weights.to(a.dtype), a).clamp_min_(0)
+        return self._reduce(a, weights.to(a.dtype))
