@@ -53,7 +53,7 @@ def tracing() -> bool:
     return _get_current_dispatch_mode() is not None
 
 
-@torch.compiler.assume_constant_result  # read once while torch.compile traces
+@_triton.constant_under_compile  # read once while torch.compile traces
 def requested_backend() -> str:
     """``ATTNLAB_BACKEND`` lower-cased, ``""`` when unset or ``auto``.
 

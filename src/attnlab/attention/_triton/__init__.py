@@ -15,28 +15,44 @@ or bfloat16 (accumulating in float32); (N, C, H, W) with at least one element, a
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-__all__ = ["available", "interpreting", "device_ok", "supports", "unsupported_reason", "DTYPES"]
+__all__ = ["available", "interpreting", "device_ok", "supports", "unsupported_reason", "constant_under_compile",
+           "DTYPES"]
 
 #: The dtypes the kernels take (float64 keeps the PyTorch paths).
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-# Both checks are constants to torch.compile (read once while it traces, never guarded).
-@torch.compiler.assume_constant_result
-@functools.cache
+def constant_under_compile(fn: Callable[[], object]) -> Callable[[], object]:
+    """Mark ``fn`` as ``torch.compiler.assume_constant_result`` does: torch.compile calls it once while tracing
+    and keeps the result as a constant (no guard). The decorator itself imports ``torch._dynamo``, and with it
+    Triton (seconds at ``import attnlab``), so the mark is set here; where a PyTorch ignores it, Dynamo
+    traces ``fn`` itself, which it can."""
+    fn._dynamo_marked_constant = True  # what torch._dynamo.assume_constant_result sets (2.1 to 2.13)
+    return fn
+
+
+_installed: list[bool] = []  # the answer of available(), once known
+
+
+@constant_under_compile
 def available() -> bool:
     """True when Triton is installed (not imported: that happens at the first launch)."""
-    return importlib.util.find_spec("triton") is not None
+    if not _installed:
+        try:
+            _installed.append(importlib.util.find_spec("triton") is not None)
+        except (ImportError, ValueError):  # a broken install, or a module set to None in sys.modules
+            _installed.append(False)
+    return _installed[0]
 
 
-@torch.compiler.assume_constant_result
+@constant_under_compile
 def interpreting() -> bool:
     """True when Triton runs kernels in its interpreter on CPU tensors (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

@@ -24,11 +24,17 @@ def mergeable(t: Tensor) -> tuple[int, int, int] | None:
 
 
 def readable(t: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
-    """``t`` (N, C, H, W) and its (s_n, s_c, s_p), copied to NCHW first when H and W do not merge."""
+    """``t`` (N, C, H, W) and its (s_n, s_c, s_p), copied first when H and W do not merge.
+
+    The copy keeps a channels_last tensor channels_last (``preserve_format``); any other layout becomes NCHW.
+    """
     strides = mergeable(t)
     if strides is None:
-        t = t.contiguous()
+        t = t.clone(memory_format=torch.preserve_format)
         strides = mergeable(t)
+        if strides is None:  # a dense permutation that is neither NCHW nor channels_last
+            t = t.contiguous()
+            strides = mergeable(t)
     return t, strides
 
 
