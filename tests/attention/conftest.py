@@ -22,10 +22,22 @@ def triton_device() -> Iterator[str]:
         pytest.skip("Triton is not installed (pip install 'attnlab[triton]')")
     if torch.cuda.is_available():
         yield "cuda"
-    elif _triton.interpreting():
-        yield "cpu"
-    else:
+    elif not _triton.interpreting():
         pytest.skip("no GPU, and TRITON_INTERPRET is off")
+    elif _old_interpreter():
+        pytest.skip("Triton 3.6's interpreter cannot run loops under NumPy >= 2.4 (fixed in 3.7)")
+    else:
+        yield "cpu"
+
+
+def _old_interpreter() -> bool:
+    """True for Triton <= 3.6 with NumPy >= 2.4: its interpreter converts loop bounds with ``int()`` of 1-element
+    arrays, which NumPy 2.4 refuses."""
+    import numpy
+    import triton
+
+    version = lambda v: tuple(int(p) for p in v.split(".")[:2])  # noqa: E731
+    return version(triton.__version__) < (3, 7) and version(numpy.__version__) >= (2, 4)
 
 
 @pytest.fixture
