@@ -11,13 +11,19 @@ Any test taking an ``attn_name`` argument is parametrised over the registry
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-import attnlab
+# Without a GPU the Triton kernels are tested in Triton's interpreter, which must be chosen before Triton is first
+# imported (anything importing torch._dynamo imports it): see tests/attention/conftest.py.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import attnlab  # noqa: E402
 
 TESTS = Path(__file__).parent
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)

@@ -200,6 +200,11 @@ def _add_bench_flags(p: argparse.ArgumentParser, takes: dict[str, Any], out: str
     if "device" in takes:
         p.add_argument("--device", type=_present_device, default=takes["device"],
                        help="cpu or a CUDA device (cuda, cuda:N); auto: CUDA when there is one")
+    if "amp" in takes:
+        p.add_argument("--amp", choices=["bfloat16", "float16"], default=None,
+                       help="run under autocast to this dtype (default: none, float32)")
+    if "timm" in takes:
+        p.add_argument("--timm", action="store_true", help="also measure timm's SE, ECA and CBAM, where timm imports")
     if out_named_after_run:
         p.add_argument("--out", default=None, help=f"Markdown results file (default: {out}, under the current "
                                                    "directory)")
@@ -312,7 +317,7 @@ def _bench_modules(args: argparse.Namespace) -> int:
 
     modules.run(out=args.out, command=_command(), names=_names(args.modules), shapes=args.shapes, batch=args.batch,
                 repeats=args.repeats, backward=not args.no_backward, device=args.device,
-                channels_last=args.channels_last)
+                channels_last=args.channels_last, amp=args.amp, timm=args.timm)
     return 0
 
 
@@ -321,7 +326,8 @@ def _bench_models(args: argparse.Namespace) -> int:
 
     models.run(out=args.out, command=_command(), models=_names(args.models), attentions=_names(args.attention),
                infer_batch=args.infer_batch, train_batch=args.train_batch, repeats=args.repeats, warmup=args.warmup,
-               device=args.device, memory=not args.no_memory, channels_last=args.channels_last)
+               device=args.device, memory=not args.no_memory, channels_last=args.channels_last, amp=args.amp,
+               timm=args.timm)
     return 0
 
 

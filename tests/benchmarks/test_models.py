@@ -34,10 +34,10 @@ def test_channels_last_run_keeps_the_format_and_says_so(tmp_path, monkeypatch):
     seen = []
     real = models.no_grad_forward
 
-    def spy(model, x):
+    def spy(model, x, amp=None):
         seen.append((x.is_contiguous(memory_format=torch.channels_last),
                      model.conv1.weight.is_contiguous(memory_format=torch.channels_last)))
-        return real(model, x)
+        return real(model, x, amp)
 
     monkeypatch.setattr(models, "no_grad_forward", spy)
     out = tmp_path / "models.md"
@@ -56,3 +56,34 @@ def test_every_name_is_checked_before_anything_is_measured(tmp_path):
     assert lines == []
     with pytest.raises(ValueError, match="is a folder, not a file"):
         models.run(out=tmp_path, models=["resnet20"])
+
+
+def test_amp_and_timm_rows(tmp_path, monkeypatch):
+    """``amp`` runs every forward under autocast; ``timm`` adds timm's ResNet-50 rows (a stand-in timm here)."""
+    import sys
+    import types
+
+    import torch
+
+    from attnlab.models import create_model
+
+    built = []
+    fake = types.ModuleType("timm")
+    fake.create_model = lambda name, **kw: built.append(kw) or create_model("resnet20")
+    monkeypatch.setitem(sys.modules, "timm", fake)
+    monkeypatch.setitem(models.INPUT_SIZES, "resnet50", 32)
+    monkeypatch.setattr(models, "_build", lambda name, key: (fake.create_model(name) if key.startswith("timm:")
+                                                            else create_model("resnet20")))
+    dtypes = []
+    real = models.no_grad_forward
+    monkeypatch.setattr(models, "no_grad_forward", lambda m, x, amp=None: (dtypes.append(amp), real(m, x, amp))[1])
+    out = tmp_path / "models.md"
+    results = models.run(out=str(out), command="test", models=["resnet50"], attentions=[], infer_batch=2,
+                         train_batch=2, repeats=1, warmup=0, memory=False, amp="bfloat16", timm=True, log=None)
+    assert [r.attention for r in results] == ["vanilla", *models.TIMM_VARIANTS]
+    assert set(dtypes) == {"bfloat16"}
+    text = out.read_text()
+    assert "Autocast: bfloat16." in text and "| resnet50 | timm:cbam |" in text
+    with pytest.raises(ValueError, match="unknown AMP dtype 'fp8'"):
+        models.benchmark_models(models=["resnet20"], attentions=[], amp="fp8", log=None)
+    assert models.seed_cbam_layer(16, device=None, dtype=None)(torch.randn(1, 16, 4, 4)).shape == (1, 16, 4, 4)

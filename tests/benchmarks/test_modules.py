@@ -57,3 +57,31 @@ def test_unknown_name_fails_before_measuring():
     with pytest.raises(ValueError, match="unknown attention module 'sse'"):
         modules.benchmark_modules(names=["se", "sse"], shapes=[(8, 4, 4)], batch=1, repeats=1, log=measured.append)
     assert measured == []
+
+
+def test_amp_inputs_and_timm_rows(tmp_path, monkeypatch):
+    """``amp`` feeds half inputs under autocast; ``timm`` adds "name (timm)" rows and the "x timm" ratio."""
+    import sys
+    import types
+
+    import torch
+
+    import attnlab
+
+    seen = []
+    layers = types.ModuleType("timm.layers")
+    layers.create_attn = lambda name, channels: attnlab.create_attention(name, channels)
+    monkeypatch.setitem(sys.modules, "timm", types.ModuleType("timm"))
+    monkeypatch.setitem(sys.modules, "timm.layers", layers)
+    real = modules.no_grad_forward
+    monkeypatch.setattr(modules, "no_grad_forward",
+                        lambda m, x, amp=None: (seen.append((x.dtype, amp)), real(m, x, amp))[1])
+    out = tmp_path / "modules.md"
+    results = modules.run(out=str(out), command="test", names=["se", "simam"], shapes=[(8, 4, 4)], batch=2, repeats=1,
+                          amp="bfloat16", timm=True, log=None)
+    assert [r.module for r in results] == ["se", "se (naive)", "se (timm)", "simam"]
+    se = results[0]
+    assert se.x_timm is not None and se.x_timm > 0 and results[3].x_timm is None
+    assert (torch.bfloat16, "bfloat16") in seen
+    text = out.read_text()
+    assert "autocast bfloat16" in text and "x timm" in text

@@ -33,7 +33,8 @@ def test_cam_command_runs_a_new_method(run_and_images, tmp_path, method, capsys)
                  "-n", "2"]) == 0
     saved = torch.load(out / "maps.pt")
     maps = next(iter(saved["maps"].values()))
-    assert saved["method"] == method.lower().replace("-", "") and maps.shape == (2, 24, 24) and torch.isfinite(maps).all()
+    assert saved["method"] == method.lower().replace("-", "")  # the registry name
+    assert maps.shape == (2, 24, 24) and torch.isfinite(maps).all()
     assert (out / "grid.png").stat().st_size > 500
     assert "grid:" in capsys.readouterr().out
 

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The GPU check of the Triton kernels, as one short script (under 10 minutes on an H100/H200; each step has a
+# time limit, and a failed step does not stop the others):
+#   1. the tests on CUDA: the Triton tests (compiled kernels, not the interpreter; the half-precision kernel
+#      cases are left to the module tests, to save compile time) and the `gpu`-marked ones;
+#   2. `attnlab bench modules` at ResNet-50's four stage shapes, N=64, bf16 autocast, channels_last, CUDA events,
+#      with timm's SE/ECA/CBAM where timm imports, on the Triton path and (for the "today" figures) the PyTorch one;
+#   3. `attnlab bench models` for ResNet-50 at batch 128 (training step and inference), same settings, with timm's
+#      ResNet-50s, on the Triton path and the PyTorch one.
+# Tables go to benchmarks/results/*-<gpu>.md (and, when $OUT is set, are copied there with the logs).
+#
+#   PYTHONPATH=src bash benchmarks/gpu_check.sh                 # everything, from the repository root
+#   PYTHONPATH=src bash benchmarks/gpu_check.sh tests modules   # some steps only (tests, modules, models)
+#   QUICK=1 ...                                                 # fewer rounds (a smoke run)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="${PYTHONPATH:-src}"
+PY="${PYTHON:-python}"
+unset TRITON_INTERPRET ATTNLAB_BACKEND
+STEPS="${*:-tests modules models}"
+REPEATS=$([ "${QUICK:-0}" = 1 ] && echo 3 || echo 10)
+MODEL_REPEATS=$([ "${QUICK:-0}" = 1 ] && echo 2 || echo 6)
+LOG=benchmarks/results/gpu_check.log
+mkdir -p benchmarks/results
+: >> "$LOG"
+status=0
+
+step() {  # step NAME SECONDS CMD...: run with a time limit, log it, remember a failure, go on
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name: $*" | tee -a "$LOG"
+    local t0=$SECONDS
+    timeout "$limit" "$@" 2>&1 | tee -a "$LOG"
+    local rc=${PIPESTATUS[0]}
+    echo "== $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$LOG"
+    [ "$rc" = 0 ] || status=1
+}
+
+GPU=$("$PY" -c "import torch; print(torch.cuda.get_device_name(0))") || { echo "no CUDA device" | tee -a "$LOG"; exit 2; }
+SLUG=$(echo "$GPU" | tr 'A-Z' 'a-z' | sed -E 's/[^a-z0-9]+/-/g; s/^-|-$//g')
+"$PY" - <<'EOF' 2>&1 | tee -a "$LOG"
+import platform, torch
+print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__, "| python", platform.python_version())
+for mod in ("triton", "timm"):
+    try:
+        print(mod, __import__(mod).__version__)
+    except Exception as err:  # noqa: BLE001
+        print(mod, "does not import:", err)
+EOF
+
+if [[ " $STEPS " == *" tests "* ]]; then
+    step tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "gpu or not slow" -k "not (passes_match and float16)" \
+        tests/attention/test_triton_kernels.py tests/attention/test_triton_modules.py tests/attention/test_triton_ops.py \
+        tests/attention/test_triton_gpu.py tests/attention/test_triton_ptx.py tests/benchtools/test_timing.py
+fi
+
+MOD=(bench modules --device cuda --amp bfloat16 --channels-last --batch 64 --modules se,eca,cbam --timm
+     --repeats "$REPEATS")
+if [[ " $STEPS " == *" modules "* ]]; then
+    step "modules (triton)" 90 "$PY" -m attnlab.cli "${MOD[@]}" --out "benchmarks/results/modules-$SLUG.md"
+    step "modules (torch)" 60 env ATTNLAB_BACKEND=torch "$PY" -m attnlab.cli "${MOD[@]}" \
+        --out "benchmarks/results/modules-torch-$SLUG.md"
+fi
+
+NET=(bench models --device cuda --amp bfloat16 --channels-last --models resnet50 --infer-batch 128 --train-batch 128
+     --repeats "$MODEL_REPEATS" --warmup 2)
+if [[ " $STEPS " == *" models "* ]]; then
+    step "models (triton)" 150 "$PY" -m attnlab.cli "${NET[@]}" --attention se,eca,cbam,bam --timm \
+        --out "benchmarks/results/models-$SLUG.md"
+    step "models (torch)" 90 env ATTNLAB_BACKEND=torch "$PY" -m attnlab.cli "${NET[@]}" --attention se,eca,cbam \
+        --out "benchmarks/results/models-torch-$SLUG.md"
+fi
+
+if [ -n "${OUT:-}" ]; then
+    mkdir -p "$OUT/results"
+    cp benchmarks/results/*-"$SLUG".md "$LOG" "$OUT/results/" 2>/dev/null
+fi
+echo "gpu_check: $([ $status = 0 ] && echo all steps passed || echo some step failed, see $LOG)" | tee -a "$LOG"
+exit $status
