@@ -216,7 +216,7 @@ class LayerCAM(_GradientCAM):
     """Layer-CAM: positive gradients weight each activation position."""
 
     name = "layercam"
-    title = "Layer-CAM"
+    title = "LayerCAM"
 
     def _weights(self, a: Tensor, g: Tensor) -> Tensor:
         return layercam_weights(a, g)

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..benchtools import count_flops, time_paired
-from ..cam import capture_attention, create_cam, normalize_maps
+from ..cam import capture_attention, create_cam, get_cam_class, normalize_maps
 from ..metrics import box_iou_at_threshold, energy_pointing_game, max_box_acc_v2, pointing_game, pxap
 
-__all__ = ["BOX_IOU_FRACTION", "CAM_TITLES", "Cost", "LocalisationScores", "METRIC_LABELS", "TRAIN_STEP",
+__all__ = ["BOX_IOU_FRACTION", "Cost", "LocalisationScores", "METRIC_LABELS", "TRAIN_STEP",
            "attention_maps", "cam_maps", "cam_title", "measure_cost", "score_maps"]
 
 PER_IMAGE = ("energy_pointing_game", "pointing_game", "box_iou")
@@ -28,15 +28,14 @@ METRIC_LABELS = {
     "pxap": "PxAP",
 }
 #: The papers' names of the CAM methods (``attnlab.cam.list_cams()``).
-CAM_TITLES = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "xgradcam": "XGrad-CAM", "hirescam": "HiResCAM",
-              "layercam": "LayerCAM", "scorecam": "Score-CAM", "eigencam": "Eigen-CAM"}
 #: What :func:`measure_cost` times as one training step.
 TRAIN_STEP = "forward, backward and an SGD step"
 
 
 def cam_title(method: str) -> str:
-    """A CAM method's name as its paper writes it (``gradcam`` -> ``Grad-CAM``); the registry name otherwise."""
-    return CAM_TITLES.get(method, method)
+    """A CAM method's name as its paper writes it (``gradcam`` -> ``Grad-CAM``: the class's ``title``); the
+    registry name when the class has none."""
+    return get_cam_class(method).title or method
 
 
 @dataclass
