@@ -387,6 +387,10 @@ def _add_cam(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--num-images", type=_positive_int, default=8, help="images, one row each")
     p.add_argument("--target", choices=["predicted", "label"], default="predicted",
                    help="the class each map explains: the model's prediction or the dataset's label")
+    p.add_argument("--aug-smooth", action="store_true",
+                   help="test-time augmentation smoothing: maps of flipped and rescaled copies, undone and averaged")
+    p.add_argument("--eigen-smooth", action="store_true",
+                   help="eigen smoothing: the first principal component of the weighted activations")
     p.add_argument("--device", type=_device, default=None, help="auto, cpu, cuda, cuda:N or mps (default: auto)")
 
 
@@ -396,7 +400,8 @@ def _run_cam(args: argparse.Namespace) -> int:
 
     check_directory(args.out, "the output folder (--out)")
     res = compare_checkpoints(args.checkpoint, args.images, args.out, method=args.method, n=args.num_images,
-                              target=args.target, device=args.device)
+                              target=args.target, device=args.device, aug_smooth=args.aug_smooth,
+                              eigen_smooth=args.eigen_smooth)
     print(f"grid: {res.grid}\nmaps: {res.maps}")
     return 0
 

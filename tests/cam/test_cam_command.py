@@ -45,3 +45,26 @@ def test_cam_help_names_every_method(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for name in attnlab.cam.list_cams():
         assert name in text
+
+
+def test_cam_command_smoothing_options_change_the_maps(run_and_images, tmp_path):
+    run, images = run_and_images
+    maps = {}
+    for flags in ([], ["--aug-smooth"], ["--eigen-smooth"]):
+        out = tmp_path / ("out" + "".join(flags))
+        assert main(["cam", "--checkpoint", str(run), "--images", str(images), "--out", str(out), "-n", "2",
+                     *flags]) == 0
+        saved = torch.load(out / "maps.pt")
+        assert saved["aug_smooth"] is ("--aug-smooth" in flags) and saved["eigen_smooth"] is ("--eigen-smooth" in flags)
+        maps[tuple(flags)] = next(iter(saved["maps"].values()))
+    assert not torch.allclose(maps[()], maps[("--aug-smooth",)])
+    assert not torch.allclose(maps[()], maps[("--eigen-smooth",)])
+
+
+def test_cam_command_refuses_eigen_smoothing_where_it_does_not_apply(run_and_images, tmp_path, capsys):
+    run, images = run_and_images
+    assert main(["cam", "--checkpoint", str(run), "--images", str(images), "--out", str(tmp_path / "o"),
+                 "--method", "eigencam", "--eigen-smooth"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "eigen smoothing does not apply to eigencam" in err
+    assert not (tmp_path / "o").exists()

@@ -13,6 +13,7 @@ import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -166,22 +167,23 @@ def _column_name(ck: Checkpoint, seen: dict[str, int]) -> str:
     return name if seen[name] == 1 else f"{name} ({ck.path.parent.parent.name})"
 
 
-def _explain(ck: Checkpoint, images: ImageSet, method: str, target: str,
-             dev: torch.device) -> tuple[Tensor, list[int]]:
+def _explain(ck: Checkpoint, images: ImageSet, method: str, target: str, dev: torch.device,
+             options: dict[str, Any]) -> tuple[Tensor, list[int]]:
     """One checkpoint's maps (N, H, W) of the images and the class each explains (empty when class-agnostic)."""
     model = model_from_checkpoint(ck).to(dev)
     dataset = ck.state.get("extra", {}).get("train", {}).get("dataset")
     x01 = images.images.float().div(255)
     x = (default_transforms(dataset, train=False)(x01) if dataset else x01).to(dev)
     targets = images.labels.to(dev) if target == "label" and images.labels is not None else None
-    with create_cam(method, model, input_shape=tuple(x.shape[1:])) as cam:  # the layer is found at this size
+    with create_cam(method, model, input_shape=tuple(x.shape[1:]), **options) as cam:  # the layer found at this size
         res = cam.compute(x, targets=targets)
     return res.maps.detach().cpu(), (res.classes.tolist() if res.classes is not None else [])
 
 
 def compare_checkpoints(checkpoints: list[str | os.PathLike], images: str, out: str | os.PathLike,
                         method: str = "gradcam", n: int = 8, target: str = "predicted",
-                        device: str | None = None, split: str = "test") -> CamJobResult:
+                        device: str | None = None, split: str = "test", aug_smooth: bool = False,
+                        eigen_smooth: bool = False) -> CamJobResult:
     """Maps of every checkpoint's model on the same images, side by side.
 
     Args:
@@ -192,6 +194,8 @@ def compare_checkpoints(checkpoints: list[str | os.PathLike], images: str, out: 
         method: a CAM method (``attnlab.cam.list_cams()``).
         n: how many images (at least 1).
         target: "predicted" (each model's own prediction) or "label" (the dataset's label, when known).
+        aug_smooth, eigen_smooth: the CAM method's test-time augmentation and eigen smoothing (see
+            :class:`attnlab.cam.CAMMethod`; eigen smoothing is refused by methods it does not apply to).
 
     Raises:
         ValueError: no checkpoint, ``n`` below 1, an unknown target or method, target "label" for a
@@ -200,6 +204,10 @@ def compare_checkpoints(checkpoints: list[str | os.PathLike], images: str, out: 
     """
     out = Path(out)
     cls = _check_job(checkpoints, out, method, n, target)
+    if eigen_smooth and not cls.eigen_smooth_applies:
+        raise ValueError(f"eigen smoothing does not apply to {method} (its map already is a principal component); "
+                         "leave out --eigen-smooth")
+    options = {"aug_smooth": bool(aug_smooth), "eigen_smooth": bool(eigen_smooth)}
     dev = pick_device(device)
     ckpts = [load_checkpoint(c) for c in checkpoints]
     chans = {c.model_config.get("in_chans", 3) for c in ckpts}
@@ -215,7 +223,7 @@ def compare_checkpoints(checkpoints: list[str | os.PathLike], images: str, out: 
     seen: dict[str, int] = {}
     for ck in ckpts:
         name = _column_name(ck, seen)
-        columns[name], preds[name] = _explain(ck, imgs, method, target, dev)
+        columns[name], preds[name] = _explain(ck, imgs, method, target, dev, options)
         known = _class_names(ck, imgs)
         names[name] = [known[k] if known and 0 <= k < len(known) else f"class {k}" for k in preds[name]]
     out.mkdir(parents=True, exist_ok=True)
@@ -225,6 +233,6 @@ def compare_checkpoints(checkpoints: list[str | os.PathLike], images: str, out: 
     grid = compare_grid(imgs.images.float().div(255), columns, titles=imgs.titles, out_path=out / "grid.png",
                         suptitle=f"{method} ({what}{box_note})", cell_titles=captions, boxes=imgs.boxes)
     maps_path = out / "maps.pt"
-    torch.save({"method": method, "target": target, "titles": imgs.titles, "maps": columns, "predictions": preds,
-                "class_names": names, "labels": imgs.labels, "boxes": imgs.boxes}, maps_path)
+    torch.save({"method": method, "target": target, **options, "titles": imgs.titles, "maps": columns,
+                "predictions": preds, "class_names": names, "labels": imgs.labels, "boxes": imgs.boxes}, maps_path)
     return CamJobResult(Path(grid), maps_path, preds, names, imgs.boxes)
