@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import LayerSpec, TargetSpec, resolve_targets
-from .method import CAMMethod
+from .method import CAMMethod, check_per_channel_options
 
 __all__ = ["AblationCAM"]
 
@@ -71,10 +71,7 @@ class AblationCAM(CAMMethod):
 
     def __init__(self, model: nn.Module, target_layer: LayerSpec | Sequence[LayerSpec] | None = None, *,
                  batch_size: int = 64, top_k: int | None = None, **options: Any) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"top_k must be None or a positive int, got {top_k!r}")
+        check_per_channel_options(batch_size, top_k)
         super().__init__(model, target_layer, **options)
         self.batch_size = batch_size
         self.top_k = top_k

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from .base import CAMResult, LayerSpec, TargetSpec, _CAMBase, eval_mode, resolve_targets
 from .smoothing import Augmentation, channel_reduce, reduce_weighted, resolve_augmentations, smooth_over_augmentations
 
-__all__ = ["CAMMethod"]
+__all__ = ["CAMMethod", "check_per_channel_options"]
 
 
 class CAMMethod(_CAMBase):
@@ -111,3 +111,16 @@ class CAMMethod(_CAMBase):
         with eval_mode(self.model), torch.no_grad():
             out = self._run(x)
         return out.detach() if isinstance(out, Tensor) else out
+
+
+def check_per_channel_options(batch_size: int, top_k: int | None) -> None:
+    """The options of the methods that forward one input per channel (Score-CAM, Ablation-CAM): ``batch_size``
+    inputs per forward (a positive int) and ``top_k`` channels kept per image (None: all; else a positive int).
+
+    Raises:
+        ValueError: naming the option and the value.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or a positive int, got {top_k!r}")
