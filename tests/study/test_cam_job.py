@@ -19,18 +19,9 @@ from attnlab.train import save_checkpoint
 
 
 @pytest.fixture
-def data(tmp_path, monkeypatch) -> Path:
+def data(tmp_path, monkeypatch, rectangle_fashion) -> Path:
     """A tiny Fashion-MNIST folder (20 test items, a bright rectangle each) as the default root; a private cache."""
-    g = torch.Generator().manual_seed(0)
-    root = tmp_path / "fmnist"
-    root.mkdir()
-    for prefix, n in (("train", 10), ("t10k", 20)):
-        items = torch.zeros(n, 28, 28, dtype=torch.uint8)
-        for i in range(n):
-            y, x = torch.randint(0, 14, (2,), generator=g).tolist()
-            items[i, y:y + 12, x:x + 12] = torch.randint(60, 256, (12, 12), generator=g, dtype=torch.uint8)
-        write_idx(root / f"{prefix}-images-idx3-ubyte", items)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte", (torch.arange(n) % 10).to(torch.uint8))
+    root = rectangle_fashion(tmp_path / "fmnist", 10, 20)
     monkeypatch.setenv("ATTNLAB_FASHION_MNIST_DIR", str(root))
     monkeypatch.setenv("ATTNLAB_CACHE", str(tmp_path / "cache"))
     return root

@@ -4,27 +4,16 @@ data_root; a dataset without them is refused before any training."""
 import json
 
 import pytest
-import torch
 
-from attnlab.data import list_datasets, write_idx
+from attnlab.data import list_datasets
 from attnlab.study import StudyPreset, run_study
 from attnlab.train import TrainConfig
 
 
 @pytest.fixture
-def fashion_root(tmp_path):
+def fashion_root(tmp_path, rectangle_fashion):
     """A tiny Fashion-MNIST folder (28 train, 20 test items: a bright rectangle each), not the system one."""
-    g = torch.Generator().manual_seed(0)
-    root = tmp_path / "fmnist"
-    root.mkdir()
-    for prefix, n in (("train", 28), ("t10k", 20)):
-        items = torch.zeros(n, 28, 28, dtype=torch.uint8)
-        for i in range(n):
-            y, x = torch.randint(0, 14, (2,), generator=g).tolist()
-            items[i, y:y + 12, x:x + 12] = torch.randint(60, 256, (12, 12), generator=g, dtype=torch.uint8)
-        write_idx(root / f"{prefix}-images-idx3-ubyte", items)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte", (torch.arange(n) % 10).to(torch.uint8))
-    return root
+    return rectangle_fashion(tmp_path / "fmnist", 28, 20)
 
 
 def _preset(dataset: str, root, **train) -> StudyPreset:
