@@ -153,10 +153,10 @@ def test_an_unknown_backend_is_one_clear_error(monkeypatch):
 
 def test_forcing_triton_where_it_cannot_run_says_why(monkeypatch):
     monkeypatch.setenv("ATTNLAB_BACKEND", "triton")
-    with pytest.raises(RuntimeError, match="ATTNLAB_BACKEND=triton, but dtype torch.float64"):
+    with pytest.raises(ValueError, match="ATTNLAB_BACKEND=triton, but dtype torch.float64.*unset ATTNLAB_BACKEND"):
         _dispatch.backend_for(torch.randn(1, 2, 3, 3, dtype=torch.float64))
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    with pytest.raises(RuntimeError, match="needs CUDA, or TRITON_INTERPRET=1"):
+    with pytest.raises(ValueError, match="needs CUDA, or TRITON_INTERPRET=1"):
         _dispatch.backend_for(torch.randn(1, 2, 3, 3))
     monkeypatch.setattr(_dispatch._triton, "available", lambda: False)
     with pytest.raises(RuntimeError, match=r"Triton is not installed \(pip install 'attnlab\[triton\]'\)"):

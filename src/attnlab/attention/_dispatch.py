@@ -72,13 +72,15 @@ def backend_for(x: Tensor) -> str:
     """The fused kernels a call on ``x`` (N, C, H, W) takes: ``"triton"``, ``"native"`` or ``"torch"``.
 
     Raises:
-        RuntimeError: ``ATTNLAB_BACKEND=triton`` where the Triton kernels cannot run on ``x`` (says why).
+        ValueError: ``ATTNLAB_BACKEND=triton`` where the Triton kernels cannot run on ``x`` (a user's setting:
+            the message says why and how to change it).
     """
     want = requested_backend()
     if want == "triton":
         reason = _triton.unsupported_reason(x)
         if reason is not None:
-            raise RuntimeError(f"ATTNLAB_BACKEND=triton, but {reason}")
+            raise ValueError(f"ATTNLAB_BACKEND=triton, but {reason}; unset ATTNLAB_BACKEND (or set it to auto) "
+                             "to take the fastest path that runs here")
         return "triton"
     if not want and x.is_cuda and _triton.supports(x):
         return "triton"
