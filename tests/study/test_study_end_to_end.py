@@ -44,7 +44,8 @@ def test_results_json_has_every_figure(study):
     for m in res["models"].values():
         assert 0 <= m["accuracy"]["mean"] <= 1
         assert m["cost"]["params"] > 0 and m["cost"]["infer_img_s"] > 0 and m["cost"]["train_img_s"] > 0
-        assert set(m["gradcam"]) == {"energy_pointing_game", "pointing_game", "box_iou", "maxboxacc_v2", "pxap"}
+        assert set(m["gradcam"]) == {"energy_pointing_game", "pointing_game", "box_iou", "maxboxacc_v2", "pxap",
+                                     "object_auc"}
     assert res["models"]["vanilla"]["attention"] is None  # no attention module, no attention map
     assert res["models"]["cbam"]["attention"]["energy_pointing_game"]["mean"] >= 0
     assert res["verdict"]["label"] == "undecided"  # one seed: undecided by rule
