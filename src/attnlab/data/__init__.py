@@ -14,10 +14,10 @@ Example:
 """
 
 from .base import TensorImageDataset, default_cache_dir
+from .canvas import CanvasDataset, ClutteredSample
 from .cifar import CIFAR10, CIFAR100, load_cifar
 from .cluttered import (
     ClutteredFashionMNIST,
-    ClutteredSample,
     ClutteredSamples,
     ClutterLayout,
     generate_cluttered,
@@ -40,11 +40,11 @@ from .transforms import (
 )
 
 __all__ = [
-    "CIFAR10", "CIFAR100", "FASHION_MNIST_CLASSES", "BatchTransform", "ClutterLayout", "ClutteredFashionMNIST",
-    "ClutteredSample", "ClutteredSamples", "Compose", "DataError", "DataFileNotFoundError", "FashionMNIST",
-    "ImageFolder", "Normalize", "RandomCrop", "RandomHorizontalFlip", "TensorImageDataset", "convert_channels",
-    "create_dataset",
-    "decode_image", "default_cache_dir", "default_transforms", "fashion_mnist_files", "find_idx_file",
-    "generate_cluttered", "item_boxes", "list_datasets", "list_transform_presets", "load_cifar",
-    "load_fashion_mnist", "read_idx", "read_npy", "read_pnm", "register_dataset", "sample_layout", "write_idx",
+    "CIFAR10", "CIFAR100", "FASHION_MNIST_CLASSES", "BatchTransform", "CanvasDataset", "ClutterLayout",
+    "ClutteredFashionMNIST", "ClutteredSample", "ClutteredSamples", "Compose", "DataError", "DataFileNotFoundError",
+    "FashionMNIST", "ImageFolder", "Normalize", "RandomCrop", "RandomHorizontalFlip", "TensorImageDataset",
+    "convert_channels", "create_dataset", "decode_image", "default_cache_dir", "default_transforms",
+    "fashion_mnist_files", "find_idx_file", "generate_cluttered", "item_boxes", "list_datasets",
+    "list_transform_presets", "load_cifar", "load_fashion_mnist", "read_idx", "read_npy", "read_pnm",
+    "register_dataset", "sample_layout", "write_idx",
 ]
