@@ -11,12 +11,23 @@ from torch import Tensor, nn
 
 from ..benchtools import count_flops, time_paired
 from ..cam import capture_attention, create_cam, get_cam_class, normalize_maps
-from ..metrics import box_iou_at_threshold, energy_pointing_game, max_box_acc_v2, pointing_game, pxap
+from ..metrics import (
+    box_iou_at_threshold,
+    clutter_pointing_miss,
+    energy_pointing_game,
+    energy_shares,
+    max_box_acc_v2,
+    pixel_auc,
+    pointing_game,
+    pxap,
+)
 
-__all__ = ["BOX_IOU_FRACTION", "Cost", "LocalisationScores", "METRIC_LABELS", "TRAIN_STEP",
+__all__ = ["BOX_IOU_FRACTION", "Cost", "LocalisationScores", "METRIC_LABELS", "PER_IMAGE", "TRAIN_STEP",
            "attention_maps", "cam_maps", "cam_title", "measure_cost", "score_maps"]
 
-PER_IMAGE = ("energy_pointing_game", "pointing_game", "box_iou")
+#: The figures :func:`score_maps` gives one value per image for (the others are dataset-level).
+PER_IMAGE = ("energy_pointing_game", "pointing_game", "box_iou", "object_auc", "object_share", "clutter_share",
+             "background_share", "clutter_miss")
 #: The box IoU's binarisation threshold, as a fraction of each map's maximum (the Grad-CAM paper's 15%).
 BOX_IOU_FRACTION = 0.15
 #: Every localisation figure :func:`score_maps` gives, by key, as a report names it.
@@ -26,6 +37,11 @@ METRIC_LABELS = {
     "box_iou": f"box IoU ({BOX_IOU_FRACTION:.0%} of max)",
     "maxboxacc_v2": "MaxBoxAccV2",
     "pxap": "PxAP",
+    "object_auc": "object AUC (pixel AUROC)",
+    "object_share": "object share (min-max energy)",
+    "clutter_share": "clutter share (min-max energy)",
+    "background_share": "background share (min-max energy)",
+    "clutter_miss": "pointing miss onto clutter",
 }
 #: The papers' names of the CAM methods (``attnlab.cam.list_cams()``).
 #: What :func:`measure_cost` times as one training step.
@@ -65,8 +81,9 @@ class LocalisationScores:
     """Scores of one set of maps against the ground truth.
 
     Attributes:
-        per_image: metric -> (N,) values (energy pointing game, pointing game, box IoU at ``BOX_IOU_FRACTION``
-            of the max).
+        per_image: metric (``PER_IMAGE``) -> (N,) values: energy pointing game, pointing game, box IoU at
+            ``BOX_IOU_FRACTION`` of the max; with masks the object AUC; with clutter masks the min-max energy
+            shares on object / clutter / background and the pointing miss onto clutter.
         dataset: MaxBoxAccV2 (mean over IoU 0.3/0.5/0.7, each at its best threshold) and PxAP.
     """
 
@@ -74,7 +91,9 @@ class LocalisationScores:
     dataset: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
-        return {**{k: float(v.float().mean()) for k, v in self.per_image.items()}, **self.dataset}
+        """Metric -> its mean over images (ignoring NaN: the AUC of an image whose mask is empty or full) or its
+        dataset-level value."""
+        return {**{k: float(v.float().nanmean()) for k, v in self.per_image.items()}, **self.dataset}
 
 
 @torch.no_grad()
@@ -105,18 +124,43 @@ def attention_maps(model: nn.Module, images: Tensor, batch: int = 200) -> Tensor
     return torch.cat(out)
 
 
-def score_maps(maps: Tensor, boxes: Tensor, masks: Tensor | None) -> LocalisationScores:
-    """Localisation of ``maps`` (N, H, W) against ``boxes`` (N, 4) and ``masks`` (N, H, W) (no PxAP without)."""
+def score_maps(maps: Tensor, boxes: Tensor, masks: Tensor | None,
+               clutter_masks: Tensor | None = None) -> LocalisationScores:
+    """Localisation of ``maps`` (N, H, W) against ``boxes`` (N, 4), object ``masks`` (N, H, W) (no PxAP and no
+    object AUC without) and ``clutter_masks`` (N, H, W) (the energy shares on object / clutter / background
+    and the pointing miss onto clutter; they need the object masks too). The baselines
+    (``metrics.uniform_maps``, ``metrics.centre_prior_maps``) are scored by this same function.
+
+    Raises:
+        ValueError: clutter masks without object masks.
+    """
     per_image = {
         "energy_pointing_game": energy_pointing_game(maps, boxes),
         "pointing_game": pointing_game(maps, boxes).float(),
         "box_iou": box_iou_at_threshold(maps, boxes, frac=BOX_IOU_FRACTION),
     }
+    per_image.update(_claim_figures(maps, masks, clutter_masks))
     mba = max_box_acc_v2(maps, boxes)
     dataset = {"maxboxacc_v2": float(getattr(mba, "value", mba))}
     if masks is not None:
         dataset["pxap"] = float(pxap(maps, masks))
     return LocalisationScores(per_image, dataset)
+
+
+def _claim_figures(maps: Tensor, masks: Tensor | None, clutter_masks: Tensor | None) -> dict[str, Tensor]:
+    """The offset- and scale-invariant per-image figures: the object AUC (with masks) and, with clutter masks,
+    the min-max energy shares and the pointing miss onto clutter; each (N,) float."""
+    if masks is None:
+        if clutter_masks is not None:
+            raise ValueError("clutter masks need the object masks too (the shares split the energy between them): "
+                             "pass masks=")
+        return {}
+    out = {"object_auc": pixel_auc(maps, masks)}
+    if clutter_masks is not None:
+        shares = energy_shares(maps, masks, clutter_masks)  # (N, 3): object, clutter, background
+        out.update(object_share=shares[:, 0], clutter_share=shares[:, 1], background_share=shares[:, 2],
+                   clutter_miss=clutter_pointing_miss(maps, clutter_masks).float())
+    return out
 
 
 def _train_step(model: nn.Module, x: Tensor, y: Tensor, opt: torch.optim.Optimizer):
