@@ -142,3 +142,12 @@ def test_bad_inputs_are_one_clear_error():
                lambda m: M.clutter_pointing_miss(m, CLUTTER), M.minmax_normalise):
         with pytest.raises(ValueError, match="NaN or inf"):
             fn(bad)
+
+
+def test_pixel_auc_in_chunks_equals_at_once():
+    g = torch.Generator().manual_seed(5)
+    maps = (torch.rand(9, 5, 6, generator=g) * 4).floor()
+    masks = torch.rand(9, 5, 6, generator=g) > 0.5
+    assert torch.equal(M.pixel_auc(maps, masks, chunk_pixels=65), M.pixel_auc(maps, masks))  # 2 maps a chunk
+    assert torch.equal(M.pixel_auc(maps, masks, chunk_pixels=1), M.pixel_auc(maps, masks))  # at least one map
+    assert M.pixel_auc(torch.zeros(0, 5, 6), torch.zeros(0, 5, 6, dtype=torch.bool)).shape == (0,)

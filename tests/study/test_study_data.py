@@ -42,5 +42,5 @@ def test_a_dataset_without_boxes_is_refused_in_one_line(fashion_root, tmp_path):
     message = str(err.value)
     assert "\n" not in message and "'fashion-mnist' has no object boxes" in message
     assert "localisation needs boxes" in message and "datasets with them: cluttered-fashion-mnist" in message
-    assert list_datasets(with_boxes=True) == ["cluttered-fashion-mnist"]
+    assert list_datasets(with_boxes=True) == ["cluttered-fashion-mnist", "photo-cluttered-fashion-mnist"]
     assert not (tmp_path / "out" / "runs").exists()  # refused before any training
