@@ -57,7 +57,7 @@ def dose_response_chart(path: Path, panels: Mapping[str, Mapping[str, Mapping[in
 
     Args:
         panels: half -> model -> clutter level -> the gain (signed so that a positive gain supports the claim).
-        ylabels: half -> its axis label.
+        ylabels: half -> what its gain is in (the panel's title says it).
 
     Returns:
         ``path``, or None when no panel has a value.
@@ -75,9 +75,9 @@ def dose_response_chart(path: Path, panels: Mapping[str, Mapping[str, Mapping[in
             ax.errorbar([lv + shift for lv in levels], [v.mean for v in values], yerr=list(_errors(values)),
                         marker="o", capsize=3, label=model)
         ax.axhline(0.0, color="#444", linewidth=0.8, linestyle="--")
-        ax.set_title(half, fontsize=10)
+        ax.set_title(f"{half}: {ylabels[half]}" if half in ylabels else half, fontsize=10)
         ax.set_xlabel("clutter level (fragments per canvas)", fontsize=9)
-        ax.set_ylabel(ylabels.get(half, "gain over vanilla"), fontsize=9)
+        ax.set_ylabel("gain over vanilla", fontsize=9)
         ax.set_xticks(sorted({lv for by_level in panels[half].values() for lv in by_level}))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

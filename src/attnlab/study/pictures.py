@@ -84,12 +84,12 @@ def _clutter_grid(results: StudyResults, key: str, s: ScoredSet, runs: Mapping[s
         own[at] = _maps(runs[name], s, idx[at], results.preset.cam_method)[0]
     vanilla_shares = cond.models["vanilla"].runs[0].cam.per_image[CLUTTER_METRIC]
     labels = s.labels.cpu()
+    base_col, own_col = f"vanilla {cam}", f"row's model {cam}"
     return GridPictures(
         images=s.raw[idx], titles=[f"{n}: {s.classes[int(labels[i])]}" for n, i in rows],
-        maps={f"vanilla {cam}": base, f"the row's attention model's {cam}": own}, boxes=s.boxes[idx],
-        clutter=s.clutter[idx],
-        captions={f"vanilla {cam}": [f"clutter share {float(vanilla_shares[i]):.2f}" for _, i in rows],
-                  f"the row's attention model's {cam}": [f"clutter share {float(shares[n][i]):.2f}" for n, i in rows]},
+        maps={base_col: base, own_col: own}, boxes=s.boxes[idx], clutter=s.clutter[idx],
+        captions={base_col: [f"clutter share {float(vanilla_shares[i]):.2f}" for _, i in rows],
+                  own_col: [f"clutter share {float(shares[n][i]):.2f}" for n, i in rows]},
         caption=f"{cond.condition.name}: for each attention model (row title), the test canvases where its {cam} "
                 "puts the most energy on clutter (highest clutter share), beside the vanilla network's map of the "
                 "same canvas. Thin outline: the clutter; dashed: the object's box.")

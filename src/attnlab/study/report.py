@@ -74,7 +74,7 @@ def _figures(out: Path, results: StudyResults, grids: Mapping[str, GridPictures]
         figs[f"accuracy-{cond.condition.key}"] = bar_chart(
             fdir / f"accuracy-{cond.condition.key}.png", f"Test accuracy, {cond.condition.name} (95% interval)",
             {n: m.accuracy for n, m in cond.models.items()}, "accuracy")
-    ylabels = {half: f"gain in {METRIC_LABELS.get(m, m)} over vanilla" for half, m in results.halves.items()}
+    ylabels = {half: METRIC_LABELS.get(m, m) for half, m in results.halves.items()}
     figs["dose-response"] = dose_response_chart(fdir / "dose-response.png", _dose_panels(results), ylabels,
                                                 f"{cam}: gain of each attention model over vanilla against clutter "
                                                 "(95% intervals; above zero supports the claim)")
