@@ -561,7 +561,15 @@ def _add_study(p: argparse.ArgumentParser) -> None:
 
     hints = typing.get_type_hints(TrainConfig)
     train_help = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
-    for name in ("dataset", "data_root", "epochs", "limit_train", "limit_test"):  # overriding the preset's
+    from .data import list_datasets
+
+    p.add_argument("--dataset", default=None, metavar="NAME",
+                   help=f"run the study on this one dataset (condition) alone, one of "
+                        f"{', '.join(list_datasets(with_boxes=True))} (default: the preset's)")
+    p.add_argument("--clutter", nargs="+", default=None, metavar="N",
+                   help="clutter levels, fragments per canvas of cluttered-fashion-mnist, one condition each, e.g. "
+                        "--clutter 0 4 8 16 (default: the preset's; quick: 0 8, full: 0 4 8 16)")
+    for name in ("data_root", "epochs", "limit_train", "limit_test"):  # overriding the preset's
         kind = _value_type(hints[name])
         p.add_argument("--" + name.replace("_", "-"), type=_positive_int if kind is int else kind, default=None,
                        help=f"{train_help[name]} (default: the preset's)")
@@ -585,11 +593,12 @@ def _study_variants(args: argparse.Namespace, preset_attentions: tuple[str | Non
 
 
 def _run_study(args: argparse.Namespace) -> int:
-    from .study import get_preset, run_study
+    from .study import get_preset, parse_clutter_levels, run_study
 
     preset = get_preset(args.preset)
     preset = preset.with_overrides(attentions=_study_variants(args, preset.attentions),
                                    seeds=tuple(args.seeds) if args.seeds else None,
+                                   clutter_levels=parse_clutter_levels(args.clutter) if args.clutter else None,
                                    epochs=args.epochs, limit_train=args.limit_train, limit_test=args.limit_test,
                                    dataset=args.dataset, data_root=args.data_root,
                                    n_localisation=args.n_localisation)
@@ -633,7 +642,8 @@ EXAMPLES: dict[str, list[str]] = {
     "train": ["attnlab train --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam",
               "attnlab train --resume --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam"],
     "study": ["attnlab study --preset quick --out report",
-              "attnlab study --models vanilla se cbam --seeds 0 1 --epochs 5 --out report-se-cbam"],
+              "attnlab study --models vanilla se cbam --seeds 0 1 --epochs 5 --out report-se-cbam",
+              "attnlab study --preset full --clutter 0 16 --dataset cluttered-fashion-mnist --out report-dose"],
     "eval": ["attnlab eval --checkpoint runs/cbam",
              "attnlab eval --checkpoint runs/cbam/checkpoints/epoch_0010 --split train --limit 1000 --json"],
 }

@@ -61,13 +61,15 @@ def test_shapes_dtypes_and_labels(build):
 def test_deterministic_from_seed(build):
     items = build.blob_items(16)
     a, b, c = _gen(items, seed=3), _gen(items, seed=3), _gen(items, seed=4)
-    for name in ("images", "labels", "boxes", "masks"):
+    for name in ("images", "labels", "boxes", "masks", "clutter_masks"):
         assert torch.equal(getattr(a, name), getattr(b, name))
     assert not torch.equal(a.images, c.images)
     # the chunking does not change the result
     g = torch.Generator().manual_seed(3)
-    out, _, boxes, masks, _ = _generate(items, torch.arange(16) % 10, 16, 64, 4, 9, 0, False, g, False, chunk=5)
+    out, _, boxes, masks, clutter, _ = _generate(items, torch.arange(16) % 10, 16, 64, 4, 9, 0, False, g, False,
+                                                 chunk=5)
     assert torch.equal(out, a.images) and torch.equal(boxes, a.boxes) and torch.equal(masks, a.masks)
+    assert torch.equal(clutter, a.clutter_masks)
 
 
 @pytest.mark.parametrize("threshold", [0, 100])

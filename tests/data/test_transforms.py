@@ -112,5 +112,6 @@ def test_preset_contents():
     assert default_transforms("cifar10", True).transforms[0].padding == (4, 4, 4, 4)
     assert names(default_transforms("cifar100", False)) == ["Normalize"]
     assert names(default_transforms("cluttered-fashion-mnist", True)) == ["Normalize"]  # boxes stay valid
+    assert names(default_transforms("photo-cluttered-fashion-mnist", True)) == ["Normalize"]
     with pytest.raises(ValueError, match="Known transform presets: .*cifar10"):
         default_transforms("mnist", True)

@@ -78,3 +78,64 @@ def test_every_run_config_is_checked_before_the_study_starts():
 def test_unknown_preset_suggests_the_closest():
     with pytest.raises(ValueError, match="unknown study preset 'quik'. Did you mean 'quick'?"):
         get_preset("quik")
+
+
+def test_full_runs_every_level_and_both_conditions_with_three_seeds():
+    full = get_preset("full")
+    assert full.seeds == (0, 1, 2) and full.clutter_levels == (0, 4, 8, 16)
+    assert [c.key for c in full.conditions()] == [f"cluttered-fashion-mnist-clutter{n}" for n in (0, 4, 8, 16)] + [
+        "photo-cluttered-fashion-mnist"]
+    decisive = full.decisive()
+    assert decisive["cluttered-fashion-mnist"].clutter == 16
+    assert decisive["photo-cluttered-fashion-mnist"].clutter is None
+
+
+def test_quick_keeps_todays_training_work():
+    quick = get_preset("quick")
+    # today: 5 variants x 1 seed x 5,000 canvases x 2 epochs; now two levels of 2,500 canvases each
+    runs = len(quick.attentions) * len(quick.seeds) * len(quick.conditions())
+    work = runs * quick.train.limit_train * quick.train.epochs
+    assert work == 5 * 1 * 5000 * 2 and quick.clutter_levels == (0, 8)
+
+
+def test_conditions_set_the_level_and_keep_each_datasets_own_options():
+    from attnlab.study import Condition
+
+    p = get_preset("full").with_overrides(clutter_levels=(2, 6), dataset_kwargs={"size": 64, "fragment_size": 5,
+                                                                                  "contrast": 0.3})
+    configs = [c.config(p.train) for c in p.conditions()]
+    assert [c.dataset_kwargs for c in configs] == [{"size": 64, "fragment_size": 5, "n_clutter": 2},
+                                                   {"size": 64, "fragment_size": 5, "n_clutter": 6},
+                                                   {"size": 64, "contrast": 0.3}]
+    assert configs[2].dataset == "photo-cluttered-fashion-mnist"
+    assert Condition("cluttered-fashion-mnist", 1).name == "cluttered-fashion-mnist, 1 fragment"
+    assert p.overrides()["clutter_levels"] == ((0, 4, 8, 16), (2, 6))
+
+
+def test_one_dataset_override_is_the_studys_only_condition():
+    p = get_preset("full").with_overrides(dataset="photo-cluttered-fashion-mnist")
+    assert [c.key for c in p.conditions()] == ["photo-cluttered-fashion-mnist"]
+    assert p.overrides()["datasets"][1] == ("photo-cluttered-fashion-mnist",)
+
+
+@pytest.mark.parametrize("levels, words", [
+    ((-1,), "--clutter: each clutter level must be a whole number >= 0 (fragments per canvas), got -1"),
+    ((4, 4), "--clutter names the level 4 twice"),
+    ((2.5,), "got 2.5"),
+    (("x",), "got 'x'"),
+    ((), "at least one clutter level"),
+])
+def test_bad_clutter_levels_are_one_clear_line(levels, words):
+    from attnlab.study import parse_clutter_levels
+
+    with pytest.raises(ValueError) as info:
+        parse_clutter_levels(levels)
+    assert words in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="clutter"):
+        PRESETS["quick"].with_overrides(clutter_levels=levels)
+
+
+def test_clutter_levels_for_a_study_without_fragments_are_refused():
+    with pytest.raises(ValueError, match="--clutter sets the fragments per canvas of cluttered-fashion-mnist, which "
+                                         "this study does not run"):
+        PRESETS["full"].with_overrides(dataset="photo-cluttered-fashion-mnist", clutter_levels=(4,))

@@ -78,6 +78,25 @@ def test_compare_grid_captions_each_map_and_outlines_the_boxes():
     assert all(not ax.patches and not ax.get_xlabel() for ax in plain.axes)
 
 
+def test_compare_grid_outlines_regions_on_every_cell_of_their_row():
+    images = torch.rand(2, 1, 12, 12)
+    maps = {"plain": torch.rand(2, 12, 12), "small": torch.rand(2, 3, 3)}
+    outlines = torch.zeros(2, 12, 12, dtype=torch.bool)
+    outlines[0, 2:5, 6:10] = True  # the second image has nothing to outline
+    fig = compare_grid(images, maps, outlines=outlines, blend=False, colorbar=False)
+    cells = np.array(fig.axes).reshape(2, 3)
+    first = [ax.collections for ax in cells[0]]
+    assert all(len(c) == 1 for c in first)  # one contour set per cell: input, plain map, small map
+    (x0, x1), (y0, y1) = first[0][0].get_paths()[0].get_extents().intervalx, \
+        first[0][0].get_paths()[0].get_extents().intervaly
+    assert 5 <= x0 and x1 <= 10 and 1 <= y0 and y1 <= 5  # around columns 6..9, rows 2..4
+    sx0, sx1 = first[2][0].get_paths()[0].get_extents().intervalx
+    assert sx1 <= 10 / 4  # scaled to the bare 3x3 map
+    assert all(not ax.collections for ax in cells[1])
+    with pytest.raises(ValueError, match=r"outlines must be \(2, H, W\)"):
+        compare_grid(images, maps, outlines=torch.zeros(3, 12, 12, dtype=torch.bool))
+
+
 def test_compare_grid_refuses_what_does_not_fit_the_images(tmp_path):
     images = torch.rand(2, 1, 12, 12)
     maps = {"plain": torch.rand(2, 12, 12)}

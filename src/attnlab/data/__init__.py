@@ -1,5 +1,6 @@
-"""Datasets for attnlab: Fashion-MNIST, Cluttered Fashion-MNIST (with boxes and masks), CIFAR-10/100 and
-image folders, plus batch-aware transforms. Built on torch and numpy only (Pillow optional, for image folders).
+"""Datasets for attnlab: Fashion-MNIST, Cluttered and Photo-cluttered Fashion-MNIST (with boxes, object masks
+and clutter masks), CIFAR-10/100 and image folders, plus batch-aware transforms. Built on torch and numpy only
+(Pillow optional, for image folders and the photographs; scikit-image's package folder holds the photographs).
 
 Floor 3: imports torch, numpy and nothing from attnlab above it (not ``train``, ``cam`` or ``models``).
 
@@ -14,10 +15,10 @@ Example:
 """
 
 from .base import TensorImageDataset, default_cache_dir
+from .canvas import CanvasDataset, ClutteredSample
 from .cifar import CIFAR10, CIFAR100, load_cifar
 from .cluttered import (
     ClutteredFashionMNIST,
-    ClutteredSample,
     ClutteredSamples,
     ClutterLayout,
     generate_cluttered,
@@ -28,6 +29,12 @@ from .errors import DataError, DataFileNotFoundError
 from .fashion_mnist import FASHION_MNIST_CLASSES, FashionMNIST, fashion_mnist_files, load_fashion_mnist
 from .folder import ImageFolder, convert_channels, decode_image, read_npy, read_pnm
 from .idx import find_idx_file, read_idx, write_idx
+from .photo_clutter import (
+    PhotoClutteredFashionMNIST,
+    PhotoClutteredSamples,
+    PhotoLayout,
+    generate_photo_cluttered,
+)
 from .registry import create_dataset, list_datasets, register_dataset
 from .transforms import (
     BatchTransform,
@@ -40,11 +47,12 @@ from .transforms import (
 )
 
 __all__ = [
-    "CIFAR10", "CIFAR100", "FASHION_MNIST_CLASSES", "BatchTransform", "ClutterLayout", "ClutteredFashionMNIST",
-    "ClutteredSample", "ClutteredSamples", "Compose", "DataError", "DataFileNotFoundError", "FashionMNIST",
-    "ImageFolder", "Normalize", "RandomCrop", "RandomHorizontalFlip", "TensorImageDataset", "convert_channels",
-    "create_dataset",
-    "decode_image", "default_cache_dir", "default_transforms", "fashion_mnist_files", "find_idx_file",
-    "generate_cluttered", "item_boxes", "list_datasets", "list_transform_presets", "load_cifar",
-    "load_fashion_mnist", "read_idx", "read_npy", "read_pnm", "register_dataset", "sample_layout", "write_idx",
+    "CIFAR10", "CIFAR100", "FASHION_MNIST_CLASSES", "BatchTransform", "CanvasDataset", "ClutterLayout",
+    "ClutteredFashionMNIST", "ClutteredSample", "ClutteredSamples", "Compose", "DataError", "DataFileNotFoundError",
+    "FashionMNIST", "ImageFolder", "Normalize", "PhotoClutteredFashionMNIST", "PhotoClutteredSamples", "PhotoLayout",
+    "RandomCrop", "RandomHorizontalFlip", "TensorImageDataset", "convert_channels", "create_dataset", "decode_image",
+    "default_cache_dir", "default_transforms", "fashion_mnist_files", "find_idx_file", "generate_cluttered",
+    "generate_photo_cluttered", "item_boxes", "list_datasets",
+    "list_transform_presets", "load_cifar", "load_fashion_mnist", "read_idx", "read_npy", "read_pnm",
+    "register_dataset", "sample_layout", "write_idx",
 ]

@@ -5,10 +5,11 @@ model can be built from a dataset without special cases. Datasets held in memory
 Cluttered Fashion-MNIST, CIFAR) also give ``images``/``labels`` tensors and ``get_batch(index)``, so a
 training loop can batch by indexing, without a Python call per item.
 
-A dataset whose images carry one located object each (Cluttered Fashion-MNIST) also gives ``boxes``
-int64 (N, 4) = (x0, y0, x1, y1), exclusive ends, and ``masks`` bool (N, H, W); on the others both are None.
-Such a dataset is registered with ``boxes=True`` (``list_datasets(with_boxes=True)``): the study scores
-where models look against them.
+A dataset whose images carry one located object each (Cluttered Fashion-MNIST, Photo-cluttered
+Fashion-MNIST) also gives ``boxes`` int64 (N, 4) = (x0, y0, x1, y1), exclusive ends, ``masks`` bool
+(N, H, W) (the object's pixels) and ``clutter_masks`` bool (N, H, W) (the pixels covered by clutter, never
+object pixels); on the others all three are None. Such a dataset is registered with ``boxes=True``
+(``list_datasets(with_boxes=True)``): the study scores where models look against them.
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ class TensorImageDataset(Dataset):
     @property
     def masks(self) -> Tensor | None:
         """The objects' masks bool (N, H, W) on a dataset that has them; else None."""
+        return None
+
+    @property
+    def clutter_masks(self) -> Tensor | None:
+        """The clutter's pixels bool (N, H, W) (never the object's) on a dataset that has them; else None."""
         return None
 
     def get_batch(self, index: Tensor | Sequence[int] | slice) -> tuple[Tensor, Tensor]:

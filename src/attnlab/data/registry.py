@@ -20,6 +20,7 @@ from .cifar import CIFAR10, CIFAR100
 from .cluttered import ClutteredFashionMNIST
 from .fashion_mnist import FashionMNIST
 from .folder import ImageFolder
+from .photo_clutter import PhotoClutteredFashionMNIST
 
 __all__ = ["create_dataset", "list_datasets", "register_dataset"]
 
@@ -56,7 +57,8 @@ def create_dataset(name: str, split: str | None = "train", root: str | os.PathLi
     """Build dataset ``name``'s ``split`` from ``root`` (each dataset's default folder when ``None``).
 
     ``kwargs`` go to the dataset class (``transform``, and e.g. ``canvas``/``seed`` for
-    ``cluttered-fashion-mnist``, ``label_mode`` for ``cifar100``). For ``image-folder``, ``root`` is required
+    ``cluttered-fashion-mnist``, ``contrast`` for ``photo-cluttered-fashion-mnist``, ``label_mode`` for
+    ``cifar100``). For ``image-folder``, ``root`` is required
     and the classes are read from ``root/split`` (or from ``root`` itself when ``split`` is None).
 
     Raises:
@@ -74,6 +76,8 @@ def _image_folder(split: str | None, root: str | os.PathLike | None, **kwargs) -
 register_dataset("fashion-mnist", lambda split, root, **kw: FashionMNIST(root, split, **kw))
 register_dataset("cluttered-fashion-mnist", lambda split, root, **kw: ClutteredFashionMNIST(root, split, **kw),
                  boxes=True)
+register_dataset("photo-cluttered-fashion-mnist",
+                 lambda split, root, **kw: PhotoClutteredFashionMNIST(root, split, **kw), boxes=True)
 register_dataset("cifar10", lambda split, root, **kw: CIFAR10(root, split, **kw))
 register_dataset("cifar100", lambda split, root, **kw: CIFAR100(root, split, **kw))
 register_dataset("image-folder", _image_folder)

@@ -12,6 +12,8 @@ Which augmentation suits which data (:func:`default_transforms`):
 * Cluttered Fashion-MNIST: no geometric augmentation. The object's position is already random, and a
   crop or flip would leave the sample's box and mask stale (they are the ground truth the localisation
   metrics score against); only normalisation.
+* Photo-cluttered Fashion-MNIST: the same, for the same reason, with its own statistics (the photographs
+  make its canvases brighter and less contrasted).
 * An image folder: horizontal flip only (sizes are unknown, so no crop; no known statistics).
 """
 
@@ -149,6 +151,8 @@ CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 #: the default Cluttered Fashion-MNIST (64x64 canvas, 4 fragments of 9x9, seed 0), train split
 CLUTTERED_STATS = ((0.0855,), (0.2338,))
+#: the default Photo-cluttered Fashion-MNIST (64x64 canvas, contrast 0.5, downscale 2, seed 0), train split
+PHOTO_CLUTTERED_STATS = ((0.2584,), (0.1653,))
 
 
 def _augmented(crop: int, pad: int, stats: tuple) -> Callable[[bool], Compose]:
@@ -164,6 +168,7 @@ _PRESETS: dict[str, Callable[[bool], Compose]] = {
     "cifar10": _augmented(32, 4, CIFAR10_STATS),
     "cifar100": _augmented(32, 4, CIFAR100_STATS),
     "cluttered-fashion-mnist": lambda train: Compose([Normalize(*CLUTTERED_STATS)]),
+    "photo-cluttered-fashion-mnist": lambda train: Compose([Normalize(*PHOTO_CLUTTERED_STATS)]),
     "image-folder": lambda train: Compose([RandomHorizontalFlip(0.5)] if train else []),
 }
 

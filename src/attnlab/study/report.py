@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import html
-import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_write_text
 from ..train.optim import describe_optimizer, describe_schedule
+from .figures import bar_chart, dose_response_chart
 from .measure import BOX_IOU_FRACTION, METRIC_LABELS, TRAIN_STEP
-from .results import GridPictures, StudyResults, variant_name
+from .presets import flag_of
+from .report_html import _ci, _e, _num, _png_uri, _table
+from .report_verdict import verdict_section
+from .results import ConditionResults, GridPictures, StudyResults, variant_name
 from .stats import Interval
 
 __all__ = ["write_report"]
@@ -26,6 +27,7 @@ color:#1d2433;line-height:1.45}
 h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #dde;padding-bottom:.2em}
 table{border-collapse:collapse;margin:1em 0;font-size:.92em}th,td{border:1px solid #ccd;padding:.35em .6em;
 text-align:right}th{background:#f2f4f8}td:first-child,th:first-child{text-align:left}
+tr.baseline td{background:#f7f7f2;color:#555;font-style:italic}
 .verdict{padding:1em 1.2em;border-radius:6px;font-size:1.05em;margin:1em 0}
 .supported{background:#e6f6ea;border:1px solid #7cc48a}.not-supported{background:#fbe9e9;border:1px solid #d98c8c}
 .undecided{background:#fdf6e3;border:1px solid #e0c068}
@@ -45,114 +47,85 @@ window.addEventListener('load', function () {
 """
 
 
-def _e(x: Any) -> str:
-    return html.escape(str(x))
+def _levels(results: StudyResults) -> list[int]:
+    return sorted({c.condition.clutter for c in results.conditions.values() if c.condition.clutter is not None})
 
 
-def _num(v: Any, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return f"{v:.{digits}f}"
+def _dose_panels(results: StudyResults) -> dict[str, dict[str, dict[int, Interval]]]:
+    """Half -> attention model -> clutter level -> its gain, over the levelled conditions."""
+    panels: dict[str, dict[str, dict[int, Interval]]] = {half: {} for half in results.halves}
+    for cond in results.conditions.values():
+        if cond.condition.clutter is None:
+            continue
+        for half, gains in cond.gains.items():
+            for model, gain in gains.items():
+                panels.setdefault(half, {}).setdefault(model, {})[cond.condition.clutter] = gain
+    return panels
 
 
-def _ci(d: Interval | None, digits: int = 3) -> str:
-    if d is None:
-        return "–"
-    if not d.has_bounds:
-        return _num(d.mean, digits)
-    return f"{_num(d.mean, digits)} <span class='small'>[{_num(d.low, digits)}, {_num(d.high, digits)}]</span>"
-
-
-def _png_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
-
-
-def _bar_chart(path: Path, title: str, series: dict[str, Interval | None], ylabel: str) -> Path | None:
-    from ..viz import require_matplotlib
-
-    require_matplotlib()
-    from matplotlib.figure import Figure
-
-    names = [n for n, d in series.items() if d]
-    if not names:
-        return None
-    bars = [series[n] for n in names]
-    lows = [b.mean - b.low if b.has_bounds else 0 for b in bars]
-    highs = [b.high - b.mean if b.has_bounds else 0 for b in bars]
-    fig = Figure(figsize=(6, 3.2), dpi=110)
-    ax = fig.add_subplot(1, 1, 1)
-    colors = ["#8a94a6" if n == "vanilla" else "#3b7dd8" for n in names]
-    ax.bar(names, [b.mean for b in bars], yerr=[lows, highs], capsize=4, color=colors)
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(ylabel, fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
-
-
-def _figures(out: Path, results: StudyResults, grid: GridPictures) -> dict[str, Path]:
+def _figures(out: Path, results: StudyResults, grids: Mapping[str, GridPictures]) -> dict[str, Path]:
     """The PNG figures under ``OUT/figures``, by key (a chart with nothing to show is left out)."""
     from ..viz import compare_grid
 
-    fdir, models, cam = out / "figures", results.models, results.cam
-    primary = METRIC_LABELS[results.primary_metric]
-    charts = {
-        "accuracy": ("Test accuracy (95% interval)", {n: m.accuracy for n, m in models.items()}, "accuracy"),
-        "gradcam_epg": (f"{cam}: {primary} (95% interval)",
-                        {n: m.cam.get(results.primary_metric) for n, m in models.items()}, primary),
-        "attention_epg": (f"Attention maps: {primary} (95% interval)",
-                          {n: m.attention.get(results.primary_metric) for n, m in models.items() if m.attention},
-                          primary),
-    }
-    figs = {key: _bar_chart(fdir / f"{key}.png", *chart) for key, chart in charts.items()}
-    figs = {key: path for key, path in figs.items() if path}
-    if grid.maps:
-        figs["grid"] = compare_grid(grid.images, grid.maps, titles=grid.titles, out_path=fdir / "grid.png",
-                                    suptitle=f"Same test images: {cam} (ground-truth class) and attention maps",
-                                    cell_size=1.6)
-    return figs
+    fdir, cam = out / "figures", results.cam
+    decisive = [results.conditions[c.key] for c in results.preset.decisive().values()]
+    figs: dict[str, Path | None] = {}
+    for cond in decisive:
+        figs[f"accuracy-{cond.condition.key}"] = bar_chart(
+            fdir / f"accuracy-{cond.condition.key}.png", f"Test accuracy, {cond.condition.name} (95% interval)",
+            {n: m.accuracy for n, m in cond.models.items()}, "accuracy")
+    ylabels = {half: METRIC_LABELS.get(m, m) for half, m in results.halves.items()}
+    figs["dose-response"] = dose_response_chart(fdir / "dose-response.png", _dose_panels(results), ylabels,
+                                                f"{cam}: gain of each attention model over vanilla against clutter "
+                                                "(95% intervals; above zero supports the claim)")
+    for key, grid in grids.items():
+        figs[key] = compare_grid(grid.images, grid.maps, titles=grid.titles, out_path=fdir / f"{key}.png",
+                                 cell_size=1.6, boxes=grid.boxes, outlines=grid.clutter,
+                                 cell_titles=grid.captions or None)
+    return {key: path for key, path in figs.items() if path}
 
 
-def _table(table_id: str, head: list[str], rows: list[list[str]]) -> str:
-    th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table id='{table_id}'><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+def _metric_keys(cond: ConditionResults) -> list[str]:
+    """The localisation figures scored at ``cond``, in the report's order."""
+    present = {k for m in cond.models.values() for k in m.cam} | {k for b in cond.baselines.values() for k in b}
+    return [k for k in METRIC_LABELS if k in present]
 
 
-def _results_tables(results: StudyResults) -> str:
-    """Two tables: accuracy and cost; localisation of the CAM maps and of the attention maps."""
-    cost_rows, loc_rows = [], []
-    for name, m in results.models.items():
-        c = m.cost
-        cost_rows.append([_e(name), _ci(m.accuracy)] + [
-            _num(getattr(c, k, None), d) for k, d in (("params", 0), ("mflops", 1), ("infer_img_s", 0),
-                                                      ("infer_time_ratio", 2), ("train_img_s", 0),
-                                                      ("train_time_ratio", 2))] + [_num(m.seconds_per_epoch, 1)])
+def _localisation_table(results: StudyResults, cond: ConditionResults) -> str:
+    """Every model's CAM and attention maps, and the two baselines (chance), scored on ``cond``'s canvases."""
+    keys = _metric_keys(cond)
+    rows, classes = [], []
+    for name, m in cond.models.items():
         for kind, d in ((results.cam, m.cam), ("attention map", m.attention)):
             if d:
-                loc_rows.append([_e(name), _e(kind)] + [_ci(d.get(k)) for k in METRIC_LABELS])
-    cost = _table("results", ["model", "test accuracy", "params", "MFLOPs", "inference img/s",
-                              "inference time ×vanilla", "training img/s", "training step ×vanilla", "s/epoch"], cost_rows)
-    loc = _table("localisation", ["model", "map", *METRIC_LABELS.values()], loc_rows)
-    return f"<h3>Accuracy and cost</h3>{cost}<h3>Localisation against the ground-truth boxes and masks</h3>{loc}"
+                rows.append([_e(name), _e(kind)] + [_ci(d.get(k)) for k in keys])
+                classes.append("")
+    for name, d in cond.baselines.items():
+        rows.append([_e(name), "baseline (chance)"] + [_ci(d.get(k)) for k in keys])
+        classes.append("baseline")
+    return _table(f"localisation-{cond.condition.key}", ["model", "map", *(METRIC_LABELS[k] for k in keys)], rows,
+                  classes)
 
 
-def _gains_table(results: StudyResults) -> str:
-    rows = "".join(f"<tr><td>{_e(n)}</td><td>{_ci(g)}</td><td>{_e(g.method)}</td></tr>"
-                   for n, g in results.gains.items())
-    return (f"<table id='gains'><thead><tr><th>model</th><th>gain in {_e(results.cam)} "
-            f"{_e(METRIC_LABELS[results.primary_metric])} over vanilla</th><th>interval</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+def _accuracy_table(cond: ConditionResults) -> str:
+    rows = [[_e(n), _ci(m.accuracy), _num(m.seconds_per_epoch, 1)] for n, m in cond.models.items()]
+    return _table(f"accuracy-{cond.condition.key}", ["model", "test accuracy", "s/epoch"], rows)
+
+
+def _cost_table(results: StudyResults) -> str:
+    rows = []
+    for name, c in results.cost.items():
+        rows.append([_e(name)] + [_num(getattr(c, k, None), d) for k, d in (
+            ("params", 0), ("mflops", 1), ("infer_img_s", 0), ("infer_time_ratio", 2), ("train_img_s", 0),
+            ("train_time_ratio", 2))])
+    return _table("results", ["model", "params", "MFLOPs", "inference img/s", "inference time ×vanilla",
+                              "training img/s", "training step ×vanilla"], rows)
 
 
 def _shown(key: str, value: Any) -> str:
     """A preset or training value as the page shows it."""
     if value is None:
-        return "all" if key.startswith("limit") else "none"
+        return "all" if key.startswith("limit") else "as configured" if key in ("datasets", "clutter_levels") else "none"
     if key == "attentions":
         return ", ".join(variant_name(a) for a in value)
     if isinstance(value, tuple | list):
@@ -160,84 +133,99 @@ def _shown(key: str, value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-def _budget(results: StudyResults) -> str:
-    """The training budget every run had, in words: epochs, batch, optimiser, schedule, data."""
+def _schedule(results: StudyResults) -> str:
+    """The training schedule every run had, in words: epochs, batch, optimiser, schedule, augmentation."""
     t = results.train
-    words = (f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}, batch {t.batch_size}, {describe_optimizer(t.optimizer, t.lr, t.momentum, t.weight_decay)}"
-             f"; {describe_schedule(t.warmup_epochs)}")
+    words = (f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}, batch {t.batch_size}, "
+             f"{describe_optimizer(t.optimizer, t.lr, t.momentum, t.weight_decay)}; {describe_schedule(t.warmup_epochs)}")
     if t.label_smoothing:
         words += f"; label smoothing {t.label_smoothing:g}"
     return words + ("; training augmentation" if t.augment else "; no training augmentation")
 
 
-def _data_line(results: StudyResults) -> str:
-    t = results.train
-    train = f"the first {results.n_train:,}" if t.limit_train else f"all {results.n_train:,}"
-    test = f"the first {results.n_test:,}" if t.limit_test else f"all {results.n_test:,}"
-    return f"{train} training images, accuracy on {test} test images"
+def _budget_items(results: StudyResults) -> list[tuple[str, str]]:
+    """The budget actually run, item by item (read from the runs' conditions, not from the preset)."""
+    conds = list(results.conditions.values())
+    n_train = sorted({c.n_train for c in conds})
+    n_test = sorted({c.n_test for c in conds})
+    n_loc = sorted({c.n_localisation for c in conds})
+    levels = _levels(results)
+    return [("training", _schedule(results)),
+            ("training canvases", f"{' / '.join(f'{n:,}' for n in n_train)} per run"),
+            ("test canvases", f"{' / '.join(f'{n:,}' for n in n_loc)} scored for localisation per condition; "
+                              f"accuracy on {' / '.join(f'{n:,}' for n in n_test)}"),
+            ("seeds", f"{results.seeds} ({_shown('seeds', results.preset.seeds)})"),
+            ("clutter levels", ", ".join(map(str, levels)) + " fragments per canvas" if levels else "none"),
+            ("conditions", "; ".join(c.condition.name for c in conds)),
+            ("runs", f"{sum(len(m.runs) for c in conds for m in c.models.values())} "
+                     f"({len(conds)} conditions × {len(conds[0].models)} models × {results.seeds} seeds)")]
+
+
+def _overrides(results: StudyResults) -> str:
+    """Every field the command changed from the preset: flag, the preset's value, the value run."""
+    changed = results.preset.overrides()
+    if not changed:
+        return f"<p class='small' id='overrides'>Run as the preset defines it ({_e(results.preset.description)}).</p>"
+    rows = [[f"<code>{_e(flag_of(k) or k)}</code>", _e(_shown(k, a)), _e(_shown(k, b))] for k, (a, b) in changed.items()]
+    return ("<p class='small'>Changed from the preset for this run:</p>"
+            + _table("overrides", ["flag", "preset", "run"], rows))
 
 
 def _header(results: StudyResults) -> str:
-    """The title, the preset (its description only when it ran as defined) and the budget actually run."""
-    p = results.preset
-    changed = p.overrides()
-    if changed:
-        what = "; ".join(f"{_e(k)} {_e(_shown(k, b))} (preset: {_e(_shown(k, a))})" for k, (a, b) in changed.items())
-        preset = f"preset <b>{_e(p.name)}</b>, changed for this run: {what}"
-    else:
-        preset = f"preset <b>{_e(p.name)}</b> ({_e(p.description)})"
-    return (f"<h1>Does attention make a CNN look at the object?</h1>\n<p class='small'>attnlab study, {preset}.</p>\n"
-            f"<p class='small' id='budget'>Budget run: {_e(_budget(results))}; {_e(_data_line(results))}; "
-            f"{results.seeds} seed{'s' if results.seeds > 1 else ''}.</p>")
+    """The title, the preset, the budget actually run, every override and the machine."""
+    p, env = results.preset, results.environment
+    budget = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in _budget_items(results))
+    machine = f"{env.cpu or env.machine}; {env.threads} threads; GPU: {env.gpu or 'none'} (device {env.device})"
+    return f"""<h1>Does attention make a CNN look at the object and ignore the clutter?</h1>
+<p class='small'>attnlab study, preset <b>{_e(p.name)}</b>.</p>
+<table id='budget'><thead><tr><th colspan='2'>Budget run</th></tr></thead><tbody>{budget}</tbody></table>
+{_overrides(results)}
+<p class='small' id='machine'>Machine: {_e(machine)}.</p>"""
 
 
 def _question(results: StudyResults) -> str:
     cam = _e(results.cam)
+    halves = "".join(f"<li><b>{_e(half)}</b>: {cam} {_e(METRIC_LABELS.get(m, m))} (<code>{_e(m)}</code>)</li>"
+                     for half, m in results.halves.items())
     return f"""<h2>The question</h2>
 <p>The tutorial that started attnlab closes on an observation: <i>attention models tend to focus more tightly on
-the target object and ignore background clutter compared to vanilla CNNs.</i> This study tests it on
-{_e(results.train.dataset)}, whose test images carry the ground-truth box and mask of their object. The primary
-measure is the <b>energy-based pointing game</b> of {cam} for the true class: the fraction of the map's energy inside
-the object's box (Wang et al. 2020). The pointing game, the box IoU of the thresholded map (Grad-CAM protocol,
-threshold at {BOX_IOU_FRACTION:.0%} of the maximum), MaxBoxAccV2 and PxAP (Choe et al. 2020) are reported beside it, for {cam} and for the
-modules' own spatial attention maps where a module has one.</p>"""
-
-
-def _verdict_section(results: StudyResults) -> str:
-    v = results.verdict
-    return f"""<h2>Verdict</h2>
-<div class="verdict {v.label.replace(' ', '-')}" id="verdict"><b>{_e(v.label.capitalize())}.</b> {_e(v.text)}</div>
-{_gains_table(results)}
-<p class="small">{_e(v.rule)}</p>"""
+the target object and ignore background clutter compared to vanilla CNNs.</i> The claim has two halves, and each
+is decided from its own primary measure, declared here before any number:</p><ul id='primary'>{halves}</ul>
+<p>The object AUC is the area under the ROC curve of the map's values as a classifier of object pixels against the
+rest; the shares split the min-max normalised map's energy between the object, the clutter and the empty
+background. Neither depends on an offset or a scale of the map, so a flat map scores as chance. Beside them: the
+energy pointing game (the map's energy inside the box), the pointing game, the box IoU of the map thresholded at
+{BOX_IOU_FRACTION:.0%} of its maximum, MaxBoxAccV2 and PxAP (Choe et al. 2020), for {cam} (true class) and for the
+modules' own spatial attention maps. Two baselines, a uniform map and a centre prior (a Gaussian at the canvas
+centre), are scored on the same canvases in every table: they show what chance looks like.</p>"""
 
 
 def _results_section(results: StudyResults, fig: Figure) -> str:
-    p, cam = results.preset, results.cam
-    methods = {"accuracy": {m.accuracy.method for m in results.models.values()},
-               "localisation": {i.method for m in results.models.values() for i in m.cam.values()}}
-    intervals = "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in methods.items() if v)
-    return f"""<h2>Results</h2>
-{_results_tables(results)}
-<p class="small">Intervals in brackets: {_e(intervals)}.
-Localisation is scored on {results.n_localisation:,} test images. Throughput was measured side by side in
-one process (paired rounds, median of {p.repeats}), inference at batch {p.throughput_batch} and training steps
-({_e(TRAIN_STEP)}) at batch {p.train_batch}; "×vanilla" is the time ratio to the vanilla network.</p>
-{fig('accuracy', 'Test accuracy of each model.')}
-{fig('gradcam_epg', f'{cam} energy pointing game: the share of the map inside the object box (higher: tighter on '
-                    'the object).')}
-{fig('attention_epg', "The modules' own spatial maps (mean over the network's attention modules), same measure.")}
+    p = results.preset
+    parts = ["<h2>Results by condition</h2>"]
+    for cond in results.conditions.values():
+        parts.append(f"<h3>{_e(cond.condition.name)}</h3>{_accuracy_table(cond)}"
+                     f"<p class='small'>Localisation on {cond.n_localisation:,} test canvases of this condition:</p>"
+                     f"{_localisation_table(results, cond)}{fig(f'accuracy-{cond.condition.key}', 'Test accuracy.')}")
+    methods = sorted({i.method for c in results.conditions.values() for m in c.models.values()
+                      for i in [m.accuracy, *m.cam.values()]})
+    parts.append(f"<p class='small'>Intervals in brackets: {_e('; '.join(methods))}. Baselines: bootstrap over "
+                 "images.</p><h3>Cost</h3>" + _cost_table(results) +
+                 f"<p class='small'>Measured once, side by side in one process (paired rounds, median of {p.repeats}),"
+                 f" inference at batch {p.throughput_batch} and training steps ({_e(TRAIN_STEP)}) at batch "
+                 f"{p.train_batch}; ×vanilla is the time ratio to the vanilla network.</p>")
+    return "\n".join(parts)
 
-<h2>Where the networks look</h2>
-{fig('grid', f'Rows: the same test images. Columns: the input, then each model’s {cam} for the true class and, '
-             'for modules with a spatial map, the mean attention map.')}"""
+
+def _pictures_section(grids: Mapping[str, GridPictures], fig: Figure) -> str:
+    return "<h2>Where the networks look</h2>\n" + "\n".join(fig(key, g.caption) for key, g in grids.items())
 
 
 def _setup_section(results: StudyResults) -> str:
     p, t, env = results.preset, results.train, results.environment
-    rows = [("data", f"{t.dataset}{' ' + str(t.dataset_kwargs) if t.dataset_kwargs else ''}: {_data_line(results)}"),
-            ("models", f"{t.model} with {_shown('attentions', p.attentions)} (same backbone, seeds, data order "
+    rows = [("models", f"{t.model} with {_shown('attentions', p.attentions)} (same backbone, seeds, data order "
                        "and budget)"),
-            ("budget", _budget(results)), ("seeds", _shown("seeds", p.seeds)),
+            ("data", f"{', '.join(p.dataset_names)}{' ' + str(t.dataset_kwargs) if t.dataset_kwargs else ''}"),
             ("machine", f"{env.machine}; {env.platform}"),
             ("versions", f"attnlab {env.attnlab}, torch {env.torch}, python {env.python}")]
     body = "".join(f"<tr><td>{k}</td><td>{_e(v)}</td></tr>" for k, v in rows)
@@ -253,21 +241,21 @@ def _figure_html(figs: dict[str, Path]) -> Figure:
     def fig(key: str, caption: str) -> str:
         if key not in figs:
             return ""
-        return (f"<figure><img src='{_png_uri(figs[key])}' alt='{_e(caption)}'>"
+        return (f"<figure id='fig-{_e(key)}'><img src='{_png_uri(figs[key])}' alt='{_e(caption)}'>"
                 f"<figcaption>{_e(caption)}</figcaption></figure>")
 
     return fig
 
 
-def write_report(out: str | os.PathLike, results: StudyResults, grid: GridPictures) -> Path:
+def write_report(out: str | os.PathLike, results: StudyResults, grids: Mapping[str, GridPictures]) -> Path:
     """Write ``OUT/index.html`` (self-contained) and ``OUT/figures/*.png``; returns the page's path.
 
-    Every fact the page states is read from ``results`` (the preset and budget that ran, the optimiser, the
-    verdict and its rule, the intervals' methods) and ``grid`` (the pictures of the same test images).
+    Every fact the page states is read from ``results`` (the preset and budget that ran, the overrides, the
+    machine, the verdicts and their rule, the intervals' methods) and ``grids`` (the pictures).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    fig = _figure_html(_figures(out, results, grid))
+    fig = _figure_html(_figures(out, results, grids))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>attnlab study: does attention look at the object?</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
@@ -276,9 +264,11 @@ def write_report(out: str | os.PathLike, results: StudyResults, grid: GridPictur
 
 {_question(results)}
 
-{_verdict_section(results)}
+{verdict_section(results, fig)}
 
 {_results_section(results, fig)}
+
+{_pictures_section(grids, fig)}
 
 {_setup_section(results)}
 <script>{_SELF_CHECK}</script>

@@ -9,11 +9,11 @@ from torch import Tensor
 
 from ..train import TrainConfig
 from .measure import Cost, LocalisationScores, cam_title
-from .presets import StudyPreset
+from .presets import Condition, StudyPreset
 from .stats import Interval
-from .verdict import Verdict
+from .verdict import ClaimVerdict
 
-__all__ = ["Environment", "GridPictures", "ModelRow", "RunRecord", "StudyResults", "variant_name"]
+__all__ = ["ConditionResults", "Environment", "GridPictures", "ModelRow", "RunRecord", "StudyResults", "variant_name"]
 
 
 def variant_name(attention: str | None) -> str:
@@ -23,7 +23,7 @@ def variant_name(attention: str | None) -> str:
 
 @dataclass
 class RunRecord:
-    """One training run (one variant, one seed) and its maps' scores.
+    """One training run (one condition, one variant, one seed) and its maps' scores.
 
     Attributes:
         seed: the run's seed.
@@ -79,7 +79,7 @@ class ModelRow:
 
 @dataclass
 class Environment:
-    """Where the study ran."""
+    """Where the study ran: versions, the device, the processor and GPU by name, the threads used."""
 
     attnlab: str
     torch: str
@@ -87,24 +87,71 @@ class Environment:
     device: str
     machine: str
     platform: str
+    cpu: str = ""
+    gpu: str | None = None
+    threads: int = 0
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass
 class GridPictures:
-    """The report's picture grid: the same test images, one column of maps per model and kind.
+    """One picture grid of the report: test images, one column of maps per model and kind.
 
     Attributes:
         images: (N, C, H, W) in [0, 1].
-        titles: one per image (its class).
+        titles: one per image (its class, and why it was picked).
         maps: column title -> (N, H, W) maps in [0, 1].
+        boxes: (N, 4) the objects' boxes, outlined dashed on every cell, or None.
+        clutter: (N, H, W) bool, the clutter pixels, outlined on every cell, or None.
+        captions: column title -> N captions under that column's cells (e.g. the map's clutter share).
+        caption: what the grid shows, in a sentence (the report's figure caption).
     """
 
     images: Tensor
     titles: list[str]
     maps: dict[str, Tensor] = field(default_factory=dict)
+    boxes: Tensor | None = None
+    clutter: Tensor | None = None
+    captions: dict[str, list[str]] = field(default_factory=dict)
+    caption: str = ""
+
+
+@dataclass
+class ConditionResults:
+    """Every figure of one condition (a dataset at one clutter level).
+
+    Attributes:
+        condition: the dataset and clutter level.
+        n_train, n_test: training canvases trained on, test canvases the accuracy is over.
+        n_localisation: test canvases the maps are scored on (this condition's own).
+        models: variant -> its row.
+        baselines: baseline map ("uniform map", "centre prior") -> metric -> its value on the same canvases
+            (bootstrap interval over images): what chance looks like.
+        gains: half of the claim -> attention variant -> gain in that half's primary metric over vanilla, signed
+            so that a positive gain supports the claim (interval over seeds, or over images with one seed).
+        verdict: the claim decided at this condition, when it is its dataset's decisive one (its findings carry
+            each seed's per-image paired differences); else None.
+    """
+
+    condition: Condition
+    n_train: int
+    n_test: int
+    n_localisation: int
+    models: dict[str, ModelRow]
+    baselines: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    gains: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    verdict: ClaimVerdict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The condition as in ``results.json``."""
+        return {"dataset": self.condition.dataset, "clutter": self.condition.clutter, "name": self.condition.name,
+                "n_train": self.n_train, "n_test": self.n_test, "n_localisation": self.n_localisation,
+                "models": {n: row.to_dict() for n, row in self.models.items()},
+                "baselines": {n: {k: v.to_dict() for k, v in d.items()} for n, d in self.baselines.items()},
+                "gains_vs_vanilla": {h: {n: g.to_dict() for n, g in d.items()} for h, d in self.gains.items()},
+                "verdict": None if self.verdict is None else self.verdict.to_dict()}
 
 
 @dataclass
@@ -113,14 +160,12 @@ class StudyResults:
 
     Attributes:
         preset: the preset as run (``preset.overrides()`` says what the command changed).
-        train: the training config every run shared (attention and seed aside), device included.
-        n_train, n_test: training images trained on, test images the accuracy is over.
-        n_localisation: test images the maps are scored on.
+        train: the training config every run shared (condition, attention and seed aside), device included.
+        conditions: condition key -> its figures, in the order run (each dataset's levels ascending as given).
         classes: class names.
-        models: variant -> its row.
-        gains: attention variant -> gain in the primary metric over vanilla.
-        primary_metric: the key of the primary localisation figure (of the CAM maps).
-        verdict: the decision on the claim.
+        cost: variant -> parameters, FLOPs and throughput (measured once, side by side).
+        halves: half of the claim -> its primary metric's key (declared before any number).
+        verdict: the overall decision on the claim, over the conditions.
         environment: versions and machine.
         command: the command that ran the study.
         wall_seconds: the study's wall-clock time.
@@ -128,14 +173,11 @@ class StudyResults:
 
     preset: StudyPreset
     train: TrainConfig
-    n_train: int
-    n_test: int
-    n_localisation: int
+    conditions: dict[str, ConditionResults]
     classes: list[str]
-    models: dict[str, ModelRow]
-    gains: dict[str, Interval]
-    primary_metric: str
-    verdict: Verdict
+    cost: dict[str, Cost]
+    halves: dict[str, str]
+    verdict: ClaimVerdict
     environment: Environment
     command: str
     wall_seconds: float = 0.0
@@ -151,11 +193,14 @@ class StudyResults:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``results.json``."""
-        return {"models": {n: row.to_dict() for n, row in self.models.items()},
-                "gains_vs_vanilla": {n: g.to_dict() for n, g in self.gains.items()},
-                "primary_metric": f"{self.cam} {self.primary_metric}",
-                "verdict": {"label": self.verdict.label, "text": self.verdict.text, "margin": self.verdict.margin},
-                "n_localisation": self.n_localisation, "seeds": self.seeds,
-                "budget": {"n_train": self.n_train, "n_test": self.n_test, "train": self.train.to_dict()},
+        first = next(iter(self.conditions.values()))
+        return {"conditions": {k: c.to_dict() for k, c in self.conditions.items()},
+                "cost": {n: c.to_dict() for n, c in self.cost.items()},
+                "primary_metrics": {h: f"{self.cam} {m}" for h, m in self.halves.items()},
+                "verdict": self.verdict.to_dict(), "seeds": self.seeds,
+                "clutter_levels": sorted({c.condition.clutter for c in self.conditions.values()
+                                          if c.condition.clutter is not None}),
+                "budget": {"n_train": first.n_train, "n_test": first.n_test, "n_localisation": first.n_localisation,
+                           "train": self.train.to_dict()},
                 "environment": self.environment.to_dict(), "command": self.command,
                 "preset": self.preset.to_dict(), "classes": list(self.classes), "wall_seconds": self.wall_seconds}

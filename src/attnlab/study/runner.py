@@ -1,10 +1,9 @@
-"""Run the study: train every variant, measure accuracy, cost and localisation, decide, write the report."""
+"""Run the study: train every (condition, variant, seed) run, score each run's maps on its condition's test
+canvases, measure cost, decide on both halves of the claim, write the report."""
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -14,38 +13,26 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..data import list_datasets
+from ..data import create_dataset, default_transforms
 from ..fileio import atomic_write_json, check_directory
-from ..train import (
-    DataBundle,
-    TensorSet,
-    TrainConfig,
-    build_data,
-    latest_checkpoint,
-    load_model,
-    result_changes,
-    train,
-)
+from ..train import TensorSet, TrainConfig, as_tensor_set, load_model
 from ..train.batches import to_float
 from ..train.distributed import pick_device
-from .measure import (
-    PER_IMAGE,
-    Cost,
-    LocalisationScores,
-    attention_maps,
-    cam_maps,
-    cam_title,
-    measure_cost,
-    score_maps,
+from .environment import environment
+from .evidence import (
+    BASELINES,
+    claim_halves,
+    condition_gains,
+    decide_conditions,
+    score_intervals,
 )
-from .presets import StudyPreset
-from .results import Environment, GridPictures, ModelRow, RunRecord, StudyResults, variant_name
-from .stats import OVER_IMAGES, WILSON, Interval, bootstrap_mean_ci, paired_bootstrap_ci, wilson_interval
-from .verdict import decide
+from .executor import RunJob, train_runs
+from .measure import attention_maps, cam_maps, cam_title, measure_cost, score_maps
+from .presets import Condition, StudyPreset
+from .results import ConditionResults, ModelRow, RunRecord, StudyResults, variant_name
+from .stats import WILSON, Interval, wilson_interval
 
-__all__ = ["StudyResult", "run_study", "variant_name"]
-
-PRIMARY = "energy_pointing_game"
+__all__ = ["ScoredSet", "StudyResult", "run_study", "scored_set", "study_jobs", "variant_name"]
 
 Log = Callable[[str], Any]
 
@@ -60,81 +47,94 @@ class StudyResult:
 
 
 @dataclass
-class _ScoredSet:
-    """The test images the maps are scored on: images (N, C, H, W) transformed, on the device; labels (N,);
-    boxes (N, 4); masks (N, H, W), or None for data without masks (no PxAP then)."""
+class ScoredSet:
+    """One condition's test canvases the maps are scored on.
+
+    Attributes:
+        images: (N, C, H, W) transformed, on the scoring device.
+        raw: (N, C, H, W) in [0, 1], as a person sees them (the report's pictures).
+        labels: (N,) int64.
+        boxes: (N, 4) the objects' boxes.
+        masks: (N, H, W) bool, the objects' pixels, or None for data without masks.
+        clutter: (N, H, W) bool, the clutter's pixels, or None for data without clutter masks.
+        classes: the class names.
+        n_train: the training canvases of this condition the runs trained on.
+    """
 
     images: Tensor
+    raw: Tensor
     labels: Tensor
     boxes: Tensor
     masks: Tensor | None
+    clutter: Tensor | None
+    classes: list[str]
+    n_train: int
 
 
-def _reusable(run: Path, cfg: TrainConfig) -> bool:
-    """Whether ``run`` finished training with ``cfg``: the settings that can change a result all match (the
-    same check as resuming, ``attnlab.train.result_changes``; device, threads and the like may differ)."""
-    summary, config = run / "summary.json", run / "config.json"
-    if not (summary.is_file() and config.is_file()):
-        return False
-    try:
-        stored = json.loads(config.read_text())["train"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return False
-    return isinstance(stored, dict) and not result_changes(stored, cfg) and latest_checkpoint(run) is not None
+def run_dir(runs: Path, condition: Condition, attention: str | None, seed: int) -> Path:
+    """The folder of one (condition, variant, seed) run: ``RUNS/<dataset>-clutter<level>/<variant>-seed<seed>``."""
+    return runs / condition.key / f"{variant_name(attention)}-seed{seed}"
 
 
-def _environment(device: torch.device) -> Environment:
-    from .. import __version__
-
-    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
-    return Environment(attnlab=__version__, torch=torch.__version__, python=platform.python_version(),
-                       device=str(device), platform=platform.platform(),
-                       machine=f"{platform.machine()} {dev}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads")
+def study_jobs(preset: StudyPreset, base: TrainConfig, runs: Path) -> dict[tuple[str, str, int], RunJob]:
+    """Every run of the study, by (condition key, variant name, seed), conditions first, then variants, then
+    seeds (the order they are trained in)."""
+    jobs = {}
+    for condition in preset.conditions():
+        cfg = condition.config(base)
+        for attention in preset.attentions:
+            name = variant_name(attention)
+            for seed in preset.seeds:
+                jobs[condition.key, name, seed] = RunJob(replace(cfg, attention=attention, seed=seed),
+                                                         run_dir(runs, condition, attention, seed),
+                                                         f"[{condition.key} {name} seed {seed}]")
+    return jobs
 
 
 def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_dir: str | os.PathLike | None = None,
               device: str | None = None, progress: bool = True, command: str | None = None,
               log: Log = print) -> StudyResult:
-    """Train and measure every variant of ``preset``, decide on the claim, and write the report.
+    """Train and measure every (condition, variant, seed) run of ``preset``, decide on the claim, write the report.
 
-    Finished runs (a run directory with its summary and the same training config) are reused, so an
-    interrupted study picks up where it stopped; an unfinished run resumes from its last checkpoint.
+    Every run is handed to :func:`attnlab.study.executor.train_runs` at once (finished runs are reused, so an
+    interrupted study picks up where it stopped; an unfinished run resumes); then each run is loaded from its
+    folder and scored on its condition's test canvases.
 
     Returns:
         The output directory, the report's path and every figure (also in ``OUT/results.json``).
     """
+    from .pictures import study_grids
     from .report import write_report
 
     t0 = time.perf_counter()
     out = Path(out)
     runs = Path(runs_dir) if runs_dir else out / "runs"
-    _check_folders(preset, out, runs)
+    jobs = study_jobs(preset, replace(preset.train, device="cpu"), runs)
+    _check_folders(out, runs, jobs.values())
     dev = pick_device(device)
     base = replace(preset.train, device=str(dev))
-    log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) of {base.model} on "
-        f"{base.dataset}, {base.epochs} epochs, device {dev}")
-    data, test = _load_data(base)
-    scored, grid = _test_sets(test, data, preset, dev)
-    records, models = _train_and_score(preset, base, data, scored, grid, runs, progress, log)
-    log("measuring cost (parameters, FLOPs, throughput) side by side")
-    cost = measure_cost(models, tuple(scored.images.shape[1:]), data.num_classes, dev, batch=preset.throughput_batch,
-                        train_batch=preset.train_batch, repeats=preset.repeats)
-    results = _collect(preset, base, data, len(scored.labels), records, cost, _environment(dev),
-                       command or "attnlab study --preset " + preset.name)
+    jobs = study_jobs(preset, base, runs)
+    conditions = preset.conditions()
+    log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) x "
+        f"{len(conditions)} condition(s) ({', '.join(c.name for c in conditions)}) of {base.model}, "
+        f"{base.epochs} epochs, device {dev}")
+    summaries = train_runs(list(jobs.values()), progress=progress, log=log)
+    scored: dict[str, ConditionResults] = {}
+    sets: dict[str, ScoredSet] = {}
+    for condition in conditions:
+        sets[condition.key] = scored_set(condition.config(base), preset.n_localisation, dev)
+        scored[condition.key] = _score_condition(preset, condition, sets[condition.key], jobs, summaries, log)
+    results = _collect(preset, base, scored, sets, jobs, dev, command)
+    grids = study_grids(results, sets, {k: j.run_dir for k, j in jobs.items()})
     results.wall_seconds = time.perf_counter() - t0
-    report = write_report(out, results, grid)
+    report = write_report(out, results, grids)
     results.wall_seconds = time.perf_counter() - t0
-    _write_json(out / "results.json", results.to_dict())
+    atomic_write_json(out / "results.json", results.to_dict(), indent=1, default=float)
     log(f"study done in {results.wall_seconds:.0f}s: {results.verdict.label}. Report: {report.resolve()}")
     return StudyResult(out, report, results)
 
 
-def _run_dir(runs: Path, attention: str | None, seed: int) -> Path:
-    """The folder of one (variant, seed) training run."""
-    return runs / f"{variant_name(attention)}-seed{seed}"
-
-
-def _check_folders(preset: StudyPreset, out: Path, runs: Path) -> None:
+def _check_folders(out: Path, runs: Path, jobs: Any) -> None:
     """Every folder the study writes is a folder or can be made one, checked before anything is printed or
     trained (see :func:`attnlab.fileio.check_directory`).
 
@@ -143,144 +143,106 @@ def _check_folders(preset: StudyPreset, out: Path, runs: Path) -> None:
     """
     check_directory(out, "the study's output folder (--out)")
     check_directory(runs, "the study's runs folder (--runs)")
-    for attention in preset.attentions:
-        for seed in preset.seeds:
-            check_directory(_run_dir(runs, attention, seed), "the run folder")
+    for job in jobs:
+        check_directory(job.run_dir, "the run folder")
 
 
-def _load_data(base: TrainConfig) -> tuple[DataBundle, TensorSet]:
-    """The runs' data (``base``'s limits applied) and the whole test split, which carries the boxes and masks
-    the maps are scored against (localisation is not limited by ``limit_test``, which is for accuracy).
+def scored_set(cfg: TrainConfig, n: int, dev: torch.device) -> ScoredSet:
+    """The first ``n`` test canvases of ``cfg``'s dataset (the whole test split at most: localisation is not
+    limited by ``limit_test``, which is for accuracy), with their boxes, masks and clutter masks.
 
     Raises:
         ValueError: the dataset's test split has no object boxes.
     """
-    full = build_data(replace(base, limit_test=None))
-    if full.test.boxes is None:
-        raise ValueError(f"dataset {base.dataset!r} has no object boxes: the study's localisation needs boxes (and "
-                         f"masks) on the test split; datasets with them: {', '.join(list_datasets(with_boxes=True))}")
-    return replace(full, test=full.test.head(base.limit_test)), full.test
+    options = dict(cfg.dataset_kwargs)
+    test = as_tensor_set(create_dataset(cfg.dataset, "test", root=cfg.data_root, **options), localisation=True)
+    if test.boxes is None:
+        raise ValueError(f"dataset {cfg.dataset!r} has no object boxes on its test split: the study's localisation "
+                         "needs boxes and masks")
+    train = create_dataset(cfg.dataset, "train", root=cfg.data_root, **options)
+    test = test.head(n)
+    raw = to_float(test.images)
+    classes = list(getattr(train, "classes", [])) or [str(i) for i in range(int(train.num_classes))]
+    n_train = len(train) if cfg.limit_train is None else min(cfg.limit_train, len(train))
+    return ScoredSet(default_transforms(cfg.dataset, train=False)(raw).to(dev), raw, test.labels.to(dev),
+                     test.boxes, test.masks, clutter_masks(test), classes, n_train)
 
 
-def _test_sets(test: TensorSet, data: DataBundle, preset: StudyPreset,
-               dev: torch.device) -> tuple[_ScoredSet, GridPictures]:
-    """The first test images, scored for localisation, and the report's picture grid (the first of those)."""
-    n_loc = min(preset.n_localisation, len(test))
-    scored = _ScoredSet(data.eval_transform(to_float(test.images[:n_loc])).to(dev), test.labels[:n_loc].to(dev),
-                        test.boxes[:n_loc], None if test.masks is None else test.masks[:n_loc])
-    grid = GridPictures(images=to_float(test.images[: preset.n_grid]),
-                        titles=[data.classes[int(y)] for y in test.labels[: preset.n_grid]])
-    return scored, grid
+def clutter_masks(test: TensorSet) -> Tensor | None:
+    """The test canvases' clutter masks (N, H, W) bool, or None where the data has none."""
+    return getattr(test, "clutter_masks", None)
 
 
-def _train_and_score(preset: StudyPreset, base: TrainConfig, data: DataBundle, scored: _ScoredSet,
-                     grid: GridPictures, runs: Path, progress: bool,
-                     log: Log) -> tuple[dict[str, list[RunRecord]], dict[str, nn.Module]]:
-    """Every (variant, seed) run, trained or reused, with its maps scored; the grid's maps are added to ``grid``.
+def _score_run(model: nn.Module, s: ScoredSet, cam_method: str) -> tuple[Any, Any]:
+    """A trained model's CAM maps and its attention modules' own maps, scored (None: no spatial attention)."""
+    cam = cam_maps(model, s.images, s.labels, cam_method)
+    att = attention_maps(model, s.images)
+    cam_scores = score_maps(cam.cpu(), s.boxes, s.masks, s.clutter)
+    return cam_scores, None if att is None else score_maps(att.cpu(), s.boxes, s.masks, s.clutter)
 
-    Returns:
-        variant -> its runs, and variant -> its first seed's model (for the cost measurements).
-    """
+
+def _score_condition(preset: StudyPreset, condition: Condition, s: ScoredSet, jobs: dict[tuple[str, str, int], RunJob],
+                     summaries: dict[Path, dict], log: Log) -> ConditionResults:
+    """Every run of ``condition`` loaded from its folder and scored on ``s``; the baselines on the same canvases;
+    each attention model's gains in both halves' primary metrics."""
     records: dict[str, list[RunRecord]] = {}
-    models: dict[str, nn.Module] = {}
-    for attention in preset.attentions:
-        name = variant_name(attention)
-        for seed in preset.seeds:
-            run = _run_dir(runs, attention, seed)
-            model, summary = _train_or_reuse(replace(base, attention=attention, seed=seed), run, data, progress,
-                                             log, tag=f"[{name} seed {seed}]")
-            model = model.to(scored.images.device).eval()
-            cam = cam_maps(model, scored.images, scored.labels, preset.cam_method)
-            att = attention_maps(model, scored.images)
-            record = RunRecord(seed=seed, run=str(run), test_acc=summary["test_acc"],
-                               test_count=int(sum(sum(r) for r in summary["confusion"])),
-                               train_seconds=summary["train_seconds"], seconds_per_epoch=summary["seconds_per_epoch"],
-                               cam=score_maps(cam.cpu(), scored.boxes, scored.masks),
-                               attention=None if att is None else score_maps(att.cpu(), scored.boxes, scored.masks))
-            records.setdefault(name, []).append(record)
-            if name not in models:
-                models[name] = model
-                grid.maps[f"{name} {cam_title(preset.cam_method)}"] = cam[: preset.n_grid].cpu()
-                if att is not None:
-                    grid.maps[f"{name} attention"] = att[: preset.n_grid].cpu()
-            log(f"[{name} seed {seed}] test accuracy {record.test_acc:.4f}, {cam_title(preset.cam_method)} energy "
-                f"pointing game {record.cam.summary()[PRIMARY]:.3f}")
-    return records, models
-
-
-def _train_or_reuse(cfg: TrainConfig, run: Path, data: DataBundle, progress: bool, log: Log,
-                    tag: str) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained model and its run summary: reused when ``run`` finished with ``cfg``, else trained (resumed)."""
-    if _reusable(run, cfg):
-        log(f"{tag} reusing the finished run in {run}")
-        return load_model(run), json.loads((run / "summary.json").read_text())
-    resume = run.exists() and latest_checkpoint(run) is not None
-    log(f"{tag} {'resuming' if resume else 'training'} in {run}")
-    res = train(cfg, run, resume=resume, progress=progress, data=data)
-    return res.model, res.final
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj, indent=1, default=float)
-
-
-def _collect(preset: StudyPreset, base: TrainConfig, data: DataBundle, n_loc: int,
-             records: dict[str, list[RunRecord]], cost: dict[str, Cost], environment: Environment,
-             command: str) -> StudyResults:
-    """The study's figures from its runs: a row per variant, the gains over vanilla, the verdict."""
+    dev = s.images.device
+    for (key, name, seed), job in jobs.items():
+        if key != condition.key:
+            continue
+        summary = summaries[job.run_dir]
+        cam, att = _score_run(load_model(job.run_dir).to(dev).eval(), s, preset.cam_method)
+        records.setdefault(name, []).append(RunRecord(
+            seed=seed, run=str(job.run_dir), test_acc=summary["test_acc"],
+            test_count=int(sum(sum(r) for r in summary["confusion"])), train_seconds=summary["train_seconds"],
+            seconds_per_epoch=summary["seconds_per_epoch"], cam=cam, attention=att))
+        log(f"{job.tag} test accuracy {summary['test_acc']:.4f}; {cam_title(preset.cam_method)} "
+            + ", ".join(f"{half} {metric} {cam.summary()[metric]:.3f}" for half, metric, _ in claim_halves()
+                        if metric in cam.per_image))
     seeds = len(preset.seeds)
-    models = {name: _model_row(runs, cost.get(name), seeds) for name, runs in records.items()}
-    gains = _gains(records, seeds)
-    return StudyResults(preset=preset, train=base, n_train=len(data.train), n_test=len(data.test), n_localisation=n_loc,
-                        classes=list(data.classes), models=models, gains=gains, primary_metric=PRIMARY,
-                        verdict=decide(gains, seeds, cam=cam_title(preset.cam_method)), environment=environment,
-                        command=command)
+    n = len(s.labels)
+    return ConditionResults(
+        condition=condition, n_train=s.n_train, n_test=records[next(iter(records))][0].test_count,
+        n_localisation=n, models={name: _model_row(runs, seeds) for name, runs in records.items()},
+        baselines={name: score_intervals([score_maps(make(n, *_hw(s)), s.boxes, s.masks, s.clutter)], 1)
+                   for name, make in BASELINES.items()},
+        gains=condition_gains(records, seeds))
 
 
-def _model_row(runs: list[RunRecord], cost: Cost | None, seeds: int) -> ModelRow:
-    """One variant's row: accuracy and localisation with intervals, cost, time."""
+def _hw(s: ScoredSet) -> tuple[int, int]:
+    """The canvases' (H, W)."""
+    return int(s.raw.shape[-2]), int(s.raw.shape[-1])
+
+
+def _model_row(runs: list[RunRecord], seeds: int) -> ModelRow:
+    """One variant's row at one condition: accuracy and localisation with intervals, time (cost added later)."""
     acc = [r.test_acc for r in runs]
     if seeds == 1:
         accuracy = Interval(acc[0], *wilson_interval(acc[0], runs[0].test_count), n=1, method=WILSON)
     else:
         accuracy = Interval.over_seeds(acc)
     attention = [r.attention for r in runs if r.attention is not None]
-    return ModelRow(accuracy=accuracy, cost=cost, runs=list(runs),
+    return ModelRow(accuracy=accuracy, cost=None, runs=list(runs),
                     train_seconds=sum(r.train_seconds for r in runs) / len(runs),
                     seconds_per_epoch=sum(r.seconds_per_epoch for r in runs) / len(runs),
-                    cam=_score_intervals([r.cam for r in runs], seeds),
-                    attention=_score_intervals(attention, seeds) if attention else None)
+                    cam=score_intervals([r.cam for r in runs], seeds),
+                    attention=score_intervals(attention, seeds) if attention else None)
 
 
-def _score_intervals(scores: list[LocalisationScores], seeds: int) -> dict[str, Interval]:
-    """Each localisation figure with its interval: over seeds, else (one seed) over images where per image."""
-    out = {}
-    for metric in scores[0].summary():
-        values = [s.summary()[metric] for s in scores]
-        if seeds >= 2:
-            out[metric] = Interval.over_seeds(values)
-        elif metric in PER_IMAGE:
-            out[metric] = Interval(*bootstrap_mean_ci(scores[0].per_image[metric]), n=1, method=OVER_IMAGES)
-        else:
-            out[metric] = Interval(values[0], float("nan"), float("nan"), n=1,
-                                   method="dataset-level figure, one seed")
-    return out
-
-
-def _gains(records: dict[str, list[RunRecord]], seeds: int) -> dict[str, Interval]:
-    """Each attention model's gain in the primary metric over vanilla, with its interval."""
-    if "vanilla" not in records:
-        return {}
-    base = {r.seed: r.cam for r in records["vanilla"]}
-    gains = {}
-    for name, runs in records.items():
-        if name == "vanilla":
-            continue
-        if seeds >= 2:
-            gains[name] = Interval.over_seeds([r.cam.summary()[PRIMARY] - base[r.seed].summary()[PRIMARY]
-                                               for r in runs if r.seed in base])
-        else:
-            r = runs[0]
-            gains[name] = Interval(*paired_bootstrap_ci(r.cam.per_image[PRIMARY], base[r.seed].per_image[PRIMARY]),
-                                   n=1, method="paired bootstrap 95% over images, one seed")
-    return gains
+def _collect(preset: StudyPreset, base: TrainConfig, scored: dict[str, ConditionResults], sets: dict[str, ScoredSet],
+             jobs: dict[tuple[str, str, int], RunJob], dev: torch.device, command: str | None) -> StudyResults:
+    """Cost (measured once, side by side, on the first condition's first-seed models), the verdicts."""
+    first = next(iter(scored))
+    seed = preset.seeds[0]
+    models = {name: load_model(jobs[first, name, seed].run_dir).to(dev).eval()
+              for name in (variant_name(a) for a in preset.attentions)}
+    s = sets[first]
+    cost = measure_cost(models, tuple(s.images.shape[1:]), len(s.classes), dev, batch=preset.throughput_batch,
+                        train_batch=preset.train_batch, repeats=preset.repeats)
+    for cond in scored.values():
+        for name, row in cond.models.items():
+            row.cost = cost.get(name)
+    overall = decide_conditions(preset, scored)
+    return StudyResults(preset=preset, train=base, conditions=scored, classes=s.classes, cost=cost,
+                        halves={half: metric for half, metric, _ in claim_halves()}, verdict=overall,
+                        environment=environment(dev), command=command or "attnlab study --preset " + preset.name)

@@ -27,12 +27,15 @@ class TensorSet:
         boxes: the objects' boxes, int64 (N, 4) = (x0, y0, x1, y1) with exclusive ends, for data that has them
             (see ``attnlab.data.list_datasets(with_boxes=True)``); else None.
         masks: the objects' masks, bool (N, H, W), where the data has them; else None.
+        clutter_masks: the pixels covered by clutter, bool (N, H, W), never object pixels
+            (``clutter_masks & masks`` is all False), where the data has them; else None.
     """
 
     images: Tensor
     labels: Tensor
     boxes: Tensor | None = None
     masks: Tensor | None = None
+    clutter_masks: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -41,8 +44,8 @@ class TensorSet:
         """The first ``n`` samples, boxes and masks alike (all of them when ``n`` is None or 0)."""
         if not n:
             return self
-        return TensorSet(self.images[:n], self.labels[:n], None if self.boxes is None else self.boxes[:n],
-                         None if self.masks is None else self.masks[:n])
+        return TensorSet(*(None if t is None else t[:n]
+                           for t in (self.images, self.labels, self.boxes, self.masks, self.clutter_masks)))
 
 
 def as_tensor_set(dataset, *, localisation: bool = False) -> TensorSet:
@@ -50,7 +53,8 @@ def as_tensor_set(dataset, *, localisation: bool = False) -> TensorSet:
 
     Args:
         dataset: any attnlab dataset.
-        localisation: also take the dataset's ``boxes`` (N, 4) and ``masks`` (N, H, W) when it has them.
+        localisation: also take the dataset's ``boxes`` (N, 4), ``masks`` (N, H, W) and ``clutter_masks``
+            (N, H, W) when it has them.
 
     Raises:
         ValueError: no items, images that are not (N, H, W) or (N, C, H, W), or boxes/masks of another shape.
@@ -70,19 +74,20 @@ def as_tensor_set(dataset, *, localisation: bool = False) -> TensorSet:
         raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got {tuple(images.shape)}")
     ts = TensorSet(images, torch.as_tensor(labels, dtype=torch.int64))
     if localisation:
-        ts.boxes, ts.masks = _localisation(dataset, images.shape)
+        ts.boxes, ts.masks, ts.clutter_masks = _localisation(dataset, images.shape)
     return ts
 
 
-def _localisation(dataset, shape: torch.Size) -> tuple[Tensor | None, Tensor | None]:
-    """The dataset's boxes (N, 4) and masks (N, H, W), checked against the images' ``shape`` (N, C, H, W)."""
-    boxes, masks = getattr(dataset, "boxes", None), getattr(dataset, "masks", None)
+def _localisation(dataset, shape: torch.Size) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The dataset's boxes (N, 4), masks and clutter masks (N, H, W), checked against the images' ``shape``
+    (N, C, H, W)."""
     n, _, h, w = shape
-    if boxes is not None and tuple(boxes.shape) != (n, 4):
-        raise ValueError(f"{type(dataset).__name__}.boxes must be ({n}, 4), got {tuple(boxes.shape)}")
-    if masks is not None and tuple(masks.shape) != (n, h, w):
-        raise ValueError(f"{type(dataset).__name__}.masks must be ({n}, {h}, {w}), got {tuple(masks.shape)}")
-    return boxes, masks
+    expected = {"boxes": (n, 4), "masks": (n, h, w), "clutter_masks": (n, h, w)}
+    found = {name: getattr(dataset, name, None) for name in expected}
+    for name, t in found.items():
+        if t is not None and tuple(t.shape) != expected[name]:
+            raise ValueError(f"{type(dataset).__name__}.{name} must be {expected[name]}, got {tuple(t.shape)}")
+    return found["boxes"], found["masks"], found["clutter_masks"]
 
 
 def to_float(images: Tensor) -> Tensor:

@@ -16,14 +16,17 @@ from torch import Tensor
 
 from .overlay import ArrayLike, _check_colormap, _map_at, _tensor, overlay, require_matplotlib, to_rgb
 
-__all__ = ["BOX_COLOR", "compare_grid"]
+__all__ = ["BOX_COLOR", "OUTLINE_COLOR", "compare_grid"]
 
 #: edge colour of the ground-truth boxes (visible on the jet colormap and on grey images)
 BOX_COLOR = "white"
+#: colour of the outlined regions (``outlines``: e.g. the clutter), distinct from the boxes'
+OUTLINE_COLOR = "magenta"
 
 
 def _check_grid(n: int, maps: Mapping[str, Any], titles: Sequence[str] | None,
-                cell_titles: Mapping[str, Sequence[str]] | None, boxes: Tensor | None, cmap: str, mpl: Any) -> None:
+                cell_titles: Mapping[str, Sequence[str]] | None, boxes: Tensor | None, cmap: str, mpl: Any,
+                outlines: Tensor | None = None) -> None:
     """Raise ValueError for arguments that do not fit ``n`` images (see :func:`compare_grid`)."""
     if n == 0:
         raise ValueError("compare_grid needs at least one image")
@@ -43,6 +46,8 @@ def _check_grid(n: int, maps: Mapping[str, Any], titles: Sequence[str] | None,
             raise ValueError(f"cell_titles of column {name!r} has {len(col)} entries for {n} images")
     if boxes is not None and tuple(boxes.shape) != (n, 4):
         raise ValueError(f"boxes must be ({n}, 4) (x0, y0, x1, y1) for {n} images, got {tuple(boxes.shape)}")
+    if outlines is not None and (outlines.dim() != 3 or len(outlines) != n):
+        raise ValueError(f"outlines must be ({n}, H, W) masks for {n} images, got {tuple(outlines.shape)}")
     _check_colormap(mpl, cmap)
 
 
@@ -56,9 +61,21 @@ def _draw_box(ax: Any, box: Tensor, image_hw: tuple[int, int], shown_hw: tuple[i
                            edgecolor=BOX_COLOR, linewidth=1.2, linestyle="--"))
 
 
+def _draw_outline(ax: Any, mask: Tensor, shown_hw: tuple[int, int]) -> None:
+    """Outline the regions of ``mask`` (H, W) bool on a cell showing ``shown_hw`` pixels (nothing for an empty
+    mask)."""
+    if not bool(mask.any()):
+        return
+    h, w = mask.shape
+    sy, sx = shown_hw[0] / h, shown_hw[1] / w
+    xs = (torch.arange(w, dtype=torch.float64) + 0.5) * sx - 0.5
+    ys = (torch.arange(h, dtype=torch.float64) + 0.5) * sy - 0.5
+    ax.contour(xs.numpy(), ys.numpy(), mask.double().numpy(), levels=[0.5], colors=OUTLINE_COLOR, linewidths=0.7)
+
+
 def _draw_row(axes: Sequence[Any], img: ArrayLike, maps: Mapping[str, Any], r: int, box: Tensor | None, *,
               cmap: str, alpha: float, blend: bool, mean: Sequence[float] | None,
-              std: Sequence[float] | None) -> None:
+              std: Sequence[float] | None, outline: Tensor | None = None) -> None:
     """Row ``r``: the image, then each column's map of it (overlaid or bare), each with the box when given."""
     rgb = to_rgb(img, mean, std)
     image_hw = rgb.shape[:2]
@@ -78,6 +95,8 @@ def _draw_row(axes: Sequence[Any], img: ArrayLike, maps: Mapping[str, Any], r: i
         ax.set_yticks([])
         if box is not None:
             _draw_box(ax, box, image_hw, hw)
+        if outline is not None:
+            _draw_outline(ax, outline, hw)
 
 
 def compare_grid(images: Tensor | Sequence[ArrayLike], maps: Mapping[str, Tensor | Sequence[ArrayLike]],
@@ -86,7 +105,8 @@ def compare_grid(images: Tensor | Sequence[ArrayLike], maps: Mapping[str, Tensor
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  colorbar: bool = True, suptitle: str | None = None, cell_size: float = 2.0,
                  dpi: int = 100, cell_titles: Mapping[str, Sequence[str]] | None = None,
-                 boxes: Tensor | Sequence[Sequence[float]] | None = None) -> Path | Any:
+                 boxes: Tensor | Sequence[Sequence[float]] | None = None,
+                 outlines: Tensor | None = None) -> Path | Any:
     """Draw a grid comparing maps of the same images and save it as a PNG.
 
     Args:
@@ -107,13 +127,15 @@ def compare_grid(images: Tensor | Sequence[ArrayLike], maps: Mapping[str, Tensor
             explains); columns left out get none.
         boxes: (N, 4) ground-truth boxes (x0, y0, x1, y1), exclusive ends, in pixels of ``images``: outlined
             (dashed) on the input and on every map of the row.
+        outlines: (N, H, W) bool regions (e.g. the clutter) outlined in :data:`OUTLINE_COLOR` on every cell of the
+            row.
 
     Returns:
         The PNG's path, or the Figure when ``out_path`` is None.
 
     Raises:
         ValueError: no images or maps, a column with a different number of maps than images, titles,
-            captions or boxes that do not fit the images, or an unknown colormap.
+            captions, boxes or outlines that do not fit the images, or an unknown colormap.
     """
     mpl = require_matplotlib()
     from matplotlib.cm import ScalarMappable
@@ -123,14 +145,15 @@ def compare_grid(images: Tensor | Sequence[ArrayLike], maps: Mapping[str, Tensor
     imgs = list(images) if not isinstance(images, Tensor) else list(images.detach().cpu())
     n = len(imgs)
     box_t = None if boxes is None else torch.as_tensor(boxes, dtype=torch.float64)
-    _check_grid(n, maps, titles, cell_titles, box_t, cmap, mpl)
+    marks = None if outlines is None else torch.as_tensor(outlines).bool().cpu()
+    _check_grid(n, maps, titles, cell_titles, box_t, cmap, mpl, marks)
     cols = len(maps) + 1
     fig = Figure(figsize=(cell_size * cols + (0.6 if colorbar else 0), cell_size * n + (0.4 if suptitle else 0)),
                  dpi=dpi, layout="constrained")
     axes = fig.subplots(n, cols, squeeze=False)
     for r, img in enumerate(imgs):
         _draw_row(axes[r], img, maps, r, None if box_t is None else box_t[r], cmap=cmap, alpha=alpha, blend=blend,
-                  mean=mean, std=std)
+                  mean=mean, std=std, outline=None if marks is None else marks[r])
         if titles is not None:
             axes[r][0].set_ylabel(titles[r], fontsize=9)
         for c, name in enumerate(maps, start=1):
