@@ -326,7 +326,7 @@ class ClutteredFashionMNIST(CanvasDataset):
         params = dict(canvas=canvas, n_clutter=n_clutter, fragment_size=fragment_size, seed=seed, size=size,
                       mask_threshold=mask_threshold, clutter_overlap=clutter_overlap)
         super().__init__(root, split, params, cache=cache, cache_dir=cache_dir, transform=transform)
-        self.layout = ClutterLayout(*(self.data[k] for k in _LAYOUT))
+        self.layout = ClutterLayout(*(self.tensors[k] for k in _LAYOUT))
 
     def build(self, generator: torch.Generator) -> dict[str, Tensor]:
         src, labels = load_fashion_mnist(self.root, self.split)
@@ -347,4 +347,4 @@ class ClutteredFashionMNIST(CanvasDataset):
         """Clutter masks bool (B, C, C) at ``index``: fragment pixels outside the object (unpacks those rows)."""
         if self._clutter is not None:
             return self._clutter[index]
-        return unpack_masks(self.data["clutter_packed"][index], self.params["canvas"])
+        return unpack_masks(self.tensors["clutter_packed"][index], self.params["canvas"])

@@ -318,7 +318,7 @@ class PhotoClutteredFashionMNIST(CanvasDataset):
         params = dict(canvas=canvas, contrast=float(contrast), downscale=downscale, seed=seed, size=size,
                       mask_threshold=mask_threshold)
         super().__init__(root, split, params, cache=cache, cache_dir=cache_dir, transform=transform)
-        self.layout = PhotoLayout(*(self.data[k] for k in _LAYOUT))
+        self.layout = PhotoLayout(*(self.tensors[k] for k in _LAYOUT))
 
     def sources(self) -> list[Path]:
         return list(self.photo_paths)
@@ -356,4 +356,4 @@ class PhotoClutteredFashionMNIST(CanvasDataset):
             return self._clutter[index]
         if self._masks is not None:
             return ~self._masks[index]
-        return ~unpack_masks(self.data["masks_packed"][index], self.params["canvas"])
+        return ~unpack_masks(self.tensors["masks_packed"][index], self.params["canvas"])
