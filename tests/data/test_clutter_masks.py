@@ -135,3 +135,9 @@ def test_level_from_train_config_reaches_the_test_set(fashion_root):
     none = build_data(TrainConfig(dataset="cluttered-fashion-mnist", data_root=str(fashion_root), limit_test=7,
                                   dataset_kwargs={"n_clutter": 0, "cache": False})).test
     assert none.clutter_masks.shape == (7, 64, 64) and not none.clutter_masks.any()
+
+
+@pytest.mark.parametrize("threshold", [-1, 256, 0.5, True])
+def test_a_threshold_outside_the_pixel_range_is_refused(threshold):
+    with pytest.raises(ValueError, match=r"mask_threshold must be a whole number in 0\.\.255"):
+        generate_cluttered(torch.ones(3, 28, 28, dtype=torch.uint8), torch.arange(3), mask_threshold=threshold)

@@ -116,7 +116,7 @@ class CanvasDataset(TensorImageDataset):
             data = self.build(torch.Generator().manual_seed(self.seed()))
             if cache:
                 self._save(self.cache_path, data, key)
-        self.data = data
+        self.tensors: dict[str, Tensor] = {k: data[k] for k in self._tensor_names()}  #: the cached tensors, by name
         self._masks: Tensor | None = None
         self._clutter: Tensor | None = None
         super().__init__(data["images"], data["labels"], FASHION_MNIST_CLASSES, transform)
@@ -214,7 +214,7 @@ class CanvasDataset(TensorImageDataset):
     def masks(self) -> Tensor:
         """All object masks, bool (N, C, C) (unpacked on first use: N * C * C bytes)."""
         if self._masks is None:
-            self._masks = unpack_masks(self.data["masks_packed"], self.params["canvas"])
+            self._masks = unpack_masks(self.tensors["masks_packed"], self.params["canvas"])
         return self._masks
 
     @property
@@ -228,7 +228,7 @@ class CanvasDataset(TensorImageDataset):
         """Object masks bool (B, C, C) at ``index`` (unpacks only those rows)."""
         if self._masks is not None:
             return self._masks[index]
-        return unpack_masks(self.data["masks_packed"][index], self.params["canvas"])
+        return unpack_masks(self.tensors["masks_packed"][index], self.params["canvas"])
 
     def get_batch(self, index: Tensor | list[int] | slice) -> ClutteredSample:  # type: ignore[override]
         """A batched :class:`ClutteredSample`: images (B, 1, C, C) float, labels (B,), boxes (B, 4), masks (B, C, C)."""

@@ -29,8 +29,8 @@ Conventions (what ``attnlab.metrics`` assumes):
 
 Generation is vectorised: the random layout of all canvases is drawn first (a few small integer
 tensors), then the canvases are composed in chunks with one ``scatter`` for the objects and one
-``scatter_reduce(amax)`` for all fragments (and one more for the clutter mask); no Python loop runs per
-canvas or per fragment. The result
+``scatter_reduce(amax)`` for all fragments (the clutter mask then follows from the canvas: outside the
+object's mask, the pixels over the threshold); no Python loop runs per canvas or per fragment. The result
 depends only on the source items, the parameters and the generator (not on the chunk size).
 """
 
@@ -179,9 +179,10 @@ def _compose(flat: Tensor, item_size: tuple[int, int], layout: ClutterLayout, lo
     idx = (origin[:, 1] * c + origin[:, 0])[:, None] + frame  # (m, h*w)
     out.zero_().scatter_(1, idx, src)
     mask.zero_().scatter_(1, idx, (src > threshold).view(torch.uint8))
-    clutter.zero_()
     k = layout.clutter_index.shape[1]
-    if k:
+    if not k:
+        clutter.zero_()
+    else:
         crop, where = layout.clutter_crop[lo:hi], layout.clutter_origin[lo:hi]  # (m, k, 2)
         f_in = (torch.arange(f)[:, None] * w + torch.arange(f)).reshape(-1)  # (f*f,) offsets inside an item
         f_out = (torch.arange(f)[:, None] * c + torch.arange(f)).reshape(-1)  # (f*f,) offsets on the canvas
@@ -189,11 +190,20 @@ def _compose(flat: Tensor, item_size: tuple[int, int], layout: ClutterLayout, lo
         values = torch.take(flat, start[..., None] + f_in).reshape(hi - lo, -1)  # (m, k*f*f)
         scatter = ((where[..., 1] * c + where[..., 0])[..., None] + f_out).reshape(hi - lo, -1)  # (m, k*f*f)
         out.scatter_reduce_(1, scatter, values, reduce="amax")
-        clutter.scatter_reduce_(1, scatter, (values > threshold).view(torch.uint8), reduce="amax")
-        clutter.masked_fill_(mask.view(torch.bool), 0)  # never on the object's pixels
+        # composition by max: outside the object's mask, a pixel is > threshold iff some fragment put one there.
+        # Same-shape uint8 comparisons (a scalar or broadcast one is ~20x slower on CPU): out > threshold, then
+        # (0/1) > mask, i.e. and not the object's.
+        torch.gt(out, clutter.fill_(threshold), out=clutter.view(torch.bool))
+        torch.gt(clutter, mask, out=clutter.view(torch.bool))
 
 
-def _check_params(images: Tensor, canvas: int, n_clutter: int, fragment_size: int) -> Tensor:
+def check_threshold(mask_threshold: int) -> None:
+    """A mask threshold is a whole number in 0..255 (pixels are uint8)."""
+    if isinstance(mask_threshold, bool) or not isinstance(mask_threshold, int) or not 0 <= mask_threshold <= 255:
+        raise ValueError(f"mask_threshold must be a whole number in 0..255 (pixels are uint8), got {mask_threshold!r}")
+
+
+def _check_params(images: Tensor, canvas: int, n_clutter: int, fragment_size: int, mask_threshold: int) -> Tensor:
     if images.dim() == 4 and images.shape[1] == 1:
         images = images[:, 0]
     if images.dtype != torch.uint8 or images.dim() != 3 or images.shape[0] == 0:
@@ -205,6 +215,7 @@ def _check_params(images: Tensor, canvas: int, n_clutter: int, fragment_size: in
         raise ValueError(f"n_clutter must be >= 0, got {n_clutter}")
     if n_clutter and not 1 <= fragment_size <= min(h, w):
         raise ValueError(f"fragment_size must be in 1..{min(h, w)}, got {fragment_size}")
+    check_threshold(mask_threshold)
     return images.contiguous()
 
 
@@ -213,7 +224,7 @@ def _generate(images: Tensor, labels: Tensor, n: int, canvas: int, n_clutter: in
               chunk: int = _CHUNK) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, ClutterLayout]:
     """Images, labels, boxes, object masks, clutter masks and the layout; masks packed (n, ceil(C*C/8)) when
     ``pack``, else bool (n, C, C)."""
-    images = _check_params(images, canvas, n_clutter, fragment_size)
+    images = _check_params(images, canvas, n_clutter, fragment_size, mask_threshold)
     if labels.shape != (images.shape[0],):
         raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
     if n < 1:
@@ -326,7 +337,7 @@ class ClutteredFashionMNIST(CanvasDataset):
         params = dict(canvas=canvas, n_clutter=n_clutter, fragment_size=fragment_size, seed=seed, size=size,
                       mask_threshold=mask_threshold, clutter_overlap=clutter_overlap)
         super().__init__(root, split, params, cache=cache, cache_dir=cache_dir, transform=transform)
-        self.layout = ClutterLayout(*(self.data[k] for k in _LAYOUT))
+        self.layout = ClutterLayout(*(self.tensors[k] for k in _LAYOUT))
 
     def build(self, generator: torch.Generator) -> dict[str, Tensor]:
         src, labels = load_fashion_mnist(self.root, self.split)
@@ -347,4 +358,4 @@ class ClutteredFashionMNIST(CanvasDataset):
         """Clutter masks bool (B, C, C) at ``index``: fragment pixels outside the object (unpacks those rows)."""
         if self._clutter is not None:
             return self._clutter[index]
-        return unpack_masks(self.data["clutter_packed"][index], self.params["canvas"])
+        return unpack_masks(self.tensors["clutter_packed"][index], self.params["canvas"])

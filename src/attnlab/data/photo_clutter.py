@@ -51,7 +51,7 @@ from torch import Tensor
 
 from .base import Transform
 from .canvas import CanvasDataset, pack_masks, unpack_masks
-from .cluttered import sample_layout
+from .cluttered import check_threshold, sample_layout
 from .errors import DataFileNotFoundError
 from .fashion_mnist import load_fashion_mnist
 
@@ -151,8 +151,8 @@ def photo_region(photo: Tensor, split: str, canvas: int) -> Tensor:
     return photo[:, part] if long_side == 1 else photo[part]
 
 
-def _check(images: Tensor, labels: Tensor, photos: Sequence[Tensor], n: int, canvas: int,
-           contrast: float) -> Tensor:
+def _check(images: Tensor, labels: Tensor, photos: Sequence[Tensor], n: int, canvas: int, contrast: float,
+           threshold: int) -> Tensor:
     if images.dim() == 4 and images.shape[1] == 1:
         images = images[:, 0]
     if images.dtype != torch.uint8 or images.dim() != 3 or images.shape[0] == 0:
@@ -163,6 +163,7 @@ def _check(images: Tensor, labels: Tensor, photos: Sequence[Tensor], n: int, can
         raise ValueError(f"canvas {canvas} is smaller than the items ({images.shape[1]}x{images.shape[2]})")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    check_threshold(threshold)
     if not 0 <= contrast <= 1:
         raise ValueError(f"contrast (the photograph's scale) must be in [0, 1], got {contrast}")
     if not photos:
@@ -208,7 +209,7 @@ def _compose(flat_items: Tensor, item_size: tuple[int, int], flat_photos: Tensor
 def _generate(images: Tensor, labels: Tensor, photos: Sequence[Tensor], n: int, canvas: int, contrast: float,
               mask_threshold: int, generator: torch.Generator, pack: bool, chunk: int = _CHUNK):
     """Images, labels, boxes, object masks (packed (n, ceil(C*C/8)) when ``pack``, else bool (n, C, C)), layout."""
-    images = _check(images, labels, photos, n, canvas, contrast)
+    images = _check(images, labels, photos, n, canvas, contrast, mask_threshold)
     objects, boxes = sample_layout(images, n, canvas, 0, 1, generator, mask_threshold=mask_threshold)
     sizes = torch.tensor([tuple(p.shape) for p in photos], dtype=torch.int64)  # (P, 2) = (H, W)
     photo_index, crop = _sample_crops(sizes, n, canvas, generator)
@@ -318,7 +319,7 @@ class PhotoClutteredFashionMNIST(CanvasDataset):
         params = dict(canvas=canvas, contrast=float(contrast), downscale=downscale, seed=seed, size=size,
                       mask_threshold=mask_threshold)
         super().__init__(root, split, params, cache=cache, cache_dir=cache_dir, transform=transform)
-        self.layout = PhotoLayout(*(self.data[k] for k in _LAYOUT))
+        self.layout = PhotoLayout(*(self.tensors[k] for k in _LAYOUT))
 
     def sources(self) -> list[Path]:
         return list(self.photo_paths)
@@ -356,4 +357,4 @@ class PhotoClutteredFashionMNIST(CanvasDataset):
             return self._clutter[index]
         if self._masks is not None:
             return ~self._masks[index]
-        return ~unpack_masks(self.data["masks_packed"][index], self.params["canvas"])
+        return ~unpack_masks(self.tensors["masks_packed"][index], self.params["canvas"])
