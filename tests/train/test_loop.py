@@ -82,12 +82,12 @@ def test_resume_of_a_checkpoint_without_its_settings_still_checks_the_model(tmp_
 
 
 def test_ctrl_c_before_any_checkpoint_says_no_epoch_finished(tmp_path, bundle, monkeypatch):
-    import attnlab.train.loop as loop
+    import attnlab.train.epoch as epoch
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, "_train_step", interrupted)
+    monkeypatch.setattr(epoch, "train_step", interrupted)
     with pytest.raises(TrainingInterrupted, match=r"^interrupted in epoch 1; no epoch finished yet: `attnlab train "
                                                   r"--resume --out .*` \(same options\) starts the run afresh$"):
         train(TrainConfig(**BASE), tmp_path / "r", progress=False, data=bundle)
