@@ -142,3 +142,15 @@ def test_auto_keeps_the_data_on_a_gpu_when_it_fits_and_the_transform_is_attnlabs
     ts, gpu = _set(), torch.device("cuda")
     assert keeps_data_on_device("auto", gpu, ts, _augment())
     assert not keeps_data_on_device("auto", gpu, ts, lambda x, g: x)
+
+
+def test_a_transforms_own_tensors_are_copied_to_the_device_once_and_the_original_is_kept():
+    from attnlab.train.device_data import transform_on
+
+    original = _augment()
+    moved = transform_on(original, torch.device("meta"))  # a device every machine has
+    assert isinstance(moved, Compose) and moved is not original
+    assert moved.transforms[2].mean.device.type == "meta" and original.transforms[2].mean.device.type == "cpu"
+    assert moved.transforms[0].padding == original.transforms[0].padding
+    own = lambda x, g: x  # noqa: E731
+    assert transform_on(own, torch.device("meta")) is own and transform_on(None, torch.device("meta")) is None

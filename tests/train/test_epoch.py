@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from attnlab.data import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 from attnlab.train import TrainConfig, iterate_batches
-from attnlab.train.epoch import train_epoch
+from attnlab.train.epoch import train_epoch, train_step
 from attnlab.train.loop import build_train_state
+from attnlab.train.tally import EpochTally
 
 BASE = dict(model="resnet20", dataset="synthetic", epochs=2, batch_size=16, lr=0.05, warmup_epochs=0.5, device="cpu")
 
@@ -57,3 +58,24 @@ def test_a_cpu_run_matches_the_old_loop_bit_for_bit(bundle, data_on_device):
         assert float(got[0] / got[2]) == float(want[0] / want[2])  # the metrics row's train_loss, as stored
     a, b = old.model.state_dict(), new.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_device_pipeline_and_the_steps_never_wait_for_the_gpu(bundle):
+    bundle.train_transform = Compose([RandomCrop(12, padding=2), RandomHorizontalFlip(), Normalize(0.3, 0.3)])
+    config = TrainConfig(**{**BASE, "device": "cuda"}, amp="bf16", channels_last=True)  # data_on_device auto: on
+    state = build_train_state(config, bundle)
+    assert state.batches.where == "device"
+    train_epoch(state, state.model, 0)  # first calls: lazy initialisation may wait
+    tally = EpochTally(state.device, 1, float("inf"), "")
+    batches = state.batches.epoch(state.per_rank, epoch=1, seed=0)  # the epoch's one copy (its order) is made here
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any wait for the GPU raises
+    try:
+        for x, y in batches:
+            loss, logits = train_step(state, state.model, x, y)
+            tally.add(loss, logits, y)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert tally.read().images == len(bundle.train)

@@ -132,6 +132,17 @@ def test_a_nan_stops_the_run_before_its_epoch_is_saved_and_names_the_steps(tmp_p
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_nan_on_a_gpu_stops_the_run_before_its_epoch_is_saved(tmp_path, bundle):
+    bundle.train_transform = _nan_from_call(6)  # epoch 2, step 2
+    cfg = TrainConfig(**{**BASE, "augment": True, "device": "cuda", "data_on_device": "on"})
+    where = r"(at step 2|between step \d and 4) of epoch 2"  # the range depends on when the reads fell
+    with pytest.raises(FloatingPointError, match=f"became NaN or infinite {where}"):
+        train(cfg, tmp_path / "r", progress=False, data=bundle)
+    assert [p.name for p in (tmp_path / "r" / "checkpoints").iterdir() if p.is_dir()] == ["epoch_0001"]
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)

@@ -14,16 +14,17 @@ bit for bit; on a GPU the device's generator draws other numbers than the CPU's.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
 
-from ..data import Compose, Normalize, RandomCrop, RandomHorizontalFlip
+from ..data import BatchTransform, Compose, Normalize, RandomCrop, RandomHorizontalFlip
 from .batches import TensorSet, augmentation_seed, to_float
 from .distributed import shard_permutation
 
-__all__ = ["DEVICE_TRANSFORMS", "DeviceBatches", "runs_on_device"]
+__all__ = ["DEVICE_TRANSFORMS", "DeviceBatches", "runs_on_device", "transform_on"]
 
 #: The transforms known to draw every random number and index tensor through torch's factory functions with the
 #: generator they are given, so that ``with torch.device(...)`` puts them on the device.
@@ -37,6 +38,22 @@ def runs_on_device(transform: Callable | None) -> bool:
     if transform is None or isinstance(transform, DEVICE_TRANSFORMS):
         return True
     return isinstance(transform, Compose) and all(runs_on_device(t) for t in transform.transforms)
+
+
+def transform_on(transform: Callable | None, device: torch.device) -> Callable | None:
+    """``transform`` with its own tensors (``Normalize``'s mean and std) copied to ``device`` once: a copy of a
+    host tensor to a GPU waits for every step queued before it, so no batch may make one. attnlab's transforms
+    (and a :class:`Compose` of them) are copied, the original left as it was; any other callable is returned as
+    it is."""
+    if isinstance(transform, Compose):
+        return Compose([transform_on(t, device) for t in transform.transforms])
+    if not isinstance(transform, BatchTransform):
+        return transform
+    moved = copy.copy(transform)
+    for name, value in vars(transform).items():
+        if isinstance(value, Tensor):
+            setattr(moved, name, value.to(device))
+    return moved
 
 
 class DeviceBatches:
@@ -58,7 +75,7 @@ class DeviceBatches:
         self.device = torch.device(device)
         self.images = ts.images.to(self.device)  # (N, C, H, W), its stored dtype
         self.labels = ts.labels.to(self.device)  # (N,) int64
-        self.transform, self.channels_last = transform, channels_last
+        self.transform, self.channels_last = transform_on(transform, self.device), channels_last
         self.generator = torch.Generator(device=self.device)
 
     def __len__(self) -> int:
