@@ -75,6 +75,7 @@ fi
 # Cluttered Fashion-MNIST, batch 128 and 1024, bf16, channels_last), batches made on the host and on the GPU.
 LOOP_REPEATS=$([ "${QUICK:-0}" = 1 ] && echo 2 || echo 5)
 if [[ " $STEPS " == *" loop "* ]]; then
+    step "loop tests" 200 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/train tests/benchmarks/test_loop.py
     step loop 420 "$PY" -m attnlab.cli bench loop --device cuda --batch 128,1024 --repeats "$LOOP_REPEATS" \
         --out "benchmarks/results/loop-$SLUG.md"
 fi
