@@ -157,8 +157,9 @@ def benchmark_loop(attentions: Sequence[str | None] = (None, "cbam"), batches: S
     """
     dev = pick_device(device)
     attentions = [_attention(a) for a in attentions]
-    for attention in attentions:  # an unknown name is refused before the canvases are made
+    for attention in attentions:  # an unknown name, or fp16 on a CPU, is refused before the canvases are made
         TrainConfig(model="resnet20", attention=attention, amp=amp, device=str(dev))
+    autocast_settings(amp, dev)
     per_epoch = images if images is not None else DEFAULT_IMAGES.get(dev.type, DEFAULT_IMAGES["cpu"])
     largest = max(batches)
     ts, source = _canvases(max(largest, per_epoch // largest * largest), canvas, root)
