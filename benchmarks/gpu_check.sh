@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="${PYTHONPATH:-src}"
 PY="${PYTHON:-python}"
 unset TRITON_INTERPRET ATTNLAB_BACKEND
-STEPS="${*:-tests modules models}"
+STEPS="${*:-tests modules models loop}"
 REPEATS=$([ "${QUICK:-0}" = 1 ] && echo 3 || echo 10)
 MODEL_REPEATS=$([ "${QUICK:-0}" = 1 ] && echo 2 || echo 6)
 LOG=benchmarks/results/gpu_check.log
@@ -69,6 +69,15 @@ if [[ " $STEPS " == *" models "* ]]; then
         --out "benchmarks/results/models-$SLUG.md"
     step "models (torch)" 90 env ATTNLAB_BACKEND=torch "$PY" -m attnlab.cli "${NET[@]}" --attention se,eca,cbam \
         --out "benchmarks/results/models-torch-$SLUG.md"
+fi
+
+# loop: `attnlab bench loop`, the training loop's images/s against the bare step's (ResNet-20 and + CBAM on
+# Cluttered Fashion-MNIST, batch 128 and 1024, bf16, channels_last), batches made on the host and on the GPU.
+LOOP_REPEATS=$([ "${QUICK:-0}" = 1 ] && echo 2 || echo 5)
+if [[ " $STEPS " == *" loop "* ]]; then
+    step "loop tests" 200 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/train tests/benchmarks/test_loop.py
+    step loop 420 "$PY" -m attnlab.cli bench loop --device cuda --batch 128,1024 --repeats "$LOOP_REPEATS" \
+        --out "benchmarks/results/loop-$SLUG.md"
 fi
 
 if [ -n "${OUT:-}" ]; then

@@ -52,6 +52,12 @@ CASES: list[tuple[list[str], list[str]]] = [
     (["bench", "cam", "--top-k-fraction", "nan"], ["--top-k-fraction", "'nan'"]),
     (["bench", "cam", "--top-k-fraction", "0"], ["--top-k-fraction", "(0, 1]"]),
     (["bench", "cam", "--score-batch-size", "0"], ["--score-batch-size", ">= 1"]),
+    # bench loop
+    (["bench", "loop", "--batch", "128,0"], ["--batch", ">= 1", "'0'"]),
+    (["bench", "loop", "--images", "-5"], ["--images", "'-5'"]),
+    (["bench", "loop", "--attention", "none,cmab"], ["unknown attention module 'cmab'", "'cbam'"]),
+    (["bench", "loop", "--amp", "fp16", "--device", "cpu"], ["fp16 mixed precision needs CUDA"]),
+    (["bench", "loop", "--out", FOLDER], ["is a folder, not a file"]),
     # bench train
     (["bench", "train", "--run", FILE], ["--run", "is a file, not a folder"]),
     (["bench", "train", "--out", FOLDER], ["--out", "is a folder, not a file"]),

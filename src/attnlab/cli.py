@@ -281,6 +281,36 @@ def _add_bench_data(p: argparse.ArgumentParser) -> None:
     _add_bench_flags(p, takes, runner.DEFAULT_OUT, repeats_help="paired rounds of the generator (median reported)")
 
 
+def _positive_ints(text: str) -> list[int]:
+    """A comma-separated list of whole numbers >= 1 (``128,1024``)."""
+    return [_positive_int(v.strip()) for v in text.split(",") if v.strip()] or [_positive_int(text)]
+
+
+def _add_bench_loop(p: argparse.ArgumentParser) -> None:
+    from .benchmarks import loop as runner
+
+    takes = _defaults(runner.benchmark_loop)
+    images = ", ".join(f"{n:,} on {kind}" for kind, n in runner.DEFAULT_IMAGES.items())
+    p.add_argument("--attention", default="none,cbam", help="comma-separated attention names, none for the vanilla "
+                                                           "ResNet-20")
+    p.add_argument("--batch", type=_positive_ints, default=",".join(map(str, takes["batches"])), metavar="N[,N...]",
+                   help="batch sizes (e.g. 128,1024)")
+    p.add_argument("--images", type=_positive_int, default=None,
+                   help=f"training images per measured epoch (default: {images}; a CPU run of the defaults takes a "
+                        "minute or two)")
+    p.add_argument("--canvas", type=_positive_int, default=takes["canvas"], help="canvas side in pixels")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=takes["amp"],
+                   help="mixed precision, as attnlab train's --amp (auto: bf16 on CUDA, off on the CPU)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                   help="run the model in NCHW (default: channels_last)")
+    p.add_argument("--warmup", type=_count_or_zero, default=takes["warmup"], help="rounds run first and discarded")
+    p.add_argument("--data-root", "--root", dest="root", default=None, metavar="DIR",
+                   help="Fashion-MNIST folder (default: $ATTNLAB_FASHION_MNIST_DIR, else "
+                        "/usr/share/datasets/fashion-mnist; random canvases, said in the table, where it lacks "
+                        "the files)")
+    _add_bench_flags(p, {k: takes[k] for k in ("repeats", "device")}, runner.OUT_PATTERN, out_named_after_run=True)
+
+
 def _add_bench(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="target", required=True, metavar="TARGET")
     for name, (help_text, add, _) in _BENCH_TARGETS.items():
@@ -352,6 +382,15 @@ def _bench_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_loop(args: argparse.Namespace) -> int:
+    from .benchmarks import loop
+
+    loop.run(out=args.out, command=_command(), attentions=_names(args.attention), batches=args.batch,
+             images=args.images, repeats=args.repeats, warmup=args.warmup, device=args.device, amp=args.amp,
+             channels_last=args.channels_last, canvas=args.canvas, root=args.root)
+    return 0
+
+
 def _bench_data(args: argparse.Namespace) -> int:
     from .benchmarks import data
 
@@ -372,6 +411,8 @@ _BENCH_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
               _bench_train),
     "data": ("generation speed of Cluttered Fashion-MNIST from the real Fashion-MNIST files", _add_bench_data,
              _bench_data),
+    "loop": ("the training loop's images/s against the bare training step's, batches made on the host and on the "
+             "device", _add_bench_loop, _bench_loop),
 }
 
 
@@ -637,6 +678,8 @@ EXAMPLES: dict[str, list[str]] = {
                     "attnlab bench train --dataset cifar10 --model resnet56 --device cuda --run runs/bench-c10"],
     "bench data": ["attnlab bench data --n 2000 --out ''",
                    "attnlab bench data --data-root ~/data/fashion-mnist --canvas 96"],
+    "bench loop": ["attnlab bench loop --device cuda --batch 128,1024",
+                   "attnlab bench loop --attention none --images 128 --repeats 2 --out ''"],
     "cam": ["attnlab cam --checkpoint runs/vanilla runs/cbam --images cluttered-fashion-mnist --out cam -n 6",
             "attnlab cam --checkpoint runs/cbam --images photos/ --method scorecam --out cam-photos"],
     "train": ["attnlab train --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam",
@@ -659,6 +702,8 @@ _NOTES = {
     "bench data": "Writes its table to benchmarks/results/data.md under the current directory unless --out says "
                   "otherwise ('' for no file). Skips, with a message, when the default folder lacks the files; a "
                   "--data-root without them is an error.",
+    "bench loop": "Writes its table to benchmarks/results/loop-DEVICE.md under the current directory (DEVICE: the "
+                  "GPU's name, e.g. nvidia-h200, or cpu) unless --out says otherwise ('' for no file).",
     "train": "Ctrl-C stops the run; --resume with the same settings continues from the last finished epoch.",
 }
 

@@ -18,7 +18,8 @@ SCRIPT = textwrap.dedent('''
 
     out = sys.argv[1]
     cfg = TrainConfig(model="resnet20", dataset="synthetic", epochs=1, batch_size=16, lr=0.01, warmup_epochs=0,
-                      device="cpu", augment=False, num_threads=1, sync_bn=sys.argv[2] == "sync")
+                      device="cpu", augment=False, num_threads=1, sync_bn=sys.argv[2] == "sync",
+                      data_on_device=sys.argv[3] if len(sys.argv) > 3 else "auto")
     res = train(cfg, out, progress=False, data=synthetic_bundle())
     from attnlab.models import create_model
     torch.manual_seed(cfg.seed)  # train() seeds the same way before building the model
@@ -28,9 +29,9 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _torchrun(script, out, sync: str):
+def _torchrun(script, out, sync: str, data_on_device: str = "auto"):
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script), str(out), sync], capture_output=True, text=True, timeout=600)
+                          str(script), str(out), sync, data_on_device], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     w0, w1 = (torch.load(out / f"weights_rank{r}.pt") for r in (0, 1))
     for k in w0:
@@ -68,6 +69,14 @@ def test_two_gloo_ranks_with_sync_bn_equal_one_process_on_the_global_batch(job):
     # Only rank 0 wrote the run's files.
     assert (ddp_out / "checkpoints" / "latest.json").is_file()
     assert json.loads((ddp_out / "summary.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_with_the_data_on_the_device_train_as_one_process(job):
+    script, tmp, single, _ = job
+    w0 = _torchrun(script, tmp / "ddp_on", "sync", "on")  # each rank deals its shard from the set on its "device"
+    for k in single:
+        torch.testing.assert_close(w0[k], single[k], rtol=1e-4, atol=2e-6, msg=k)
 
 
 def test_two_gloo_ranks_without_sync_bn_replay_per_rank_statistics(job):

@@ -27,10 +27,11 @@ def test_train_writes_run_and_learns(tmp_path, bundle):
     assert ev.accuracy == pytest.approx(summary["test_acc"])
 
 
-def test_resume_continues_exactly(tmp_path, bundle, monkeypatch):
+@pytest.mark.parametrize("data_on_device", ["auto", "on"])
+def test_resume_continues_exactly(tmp_path, bundle, monkeypatch, data_on_device):
     import attnlab.train.loop as loop
 
-    cfg = TrainConfig(**{**BASE, "epochs": 3, "augment": True})
+    cfg = TrainConfig(**{**BASE, "epochs": 3, "augment": True, "data_on_device": data_on_device})
     bundle.train_transform = lambda x, g: x + 0.01 * torch.rand(x.shape, generator=g)  # random augmentation
     straight = train(cfg, tmp_path / "a", progress=False, data=bundle)
     # The same run killed right after its epoch-1 checkpoint, then resumed: identical weights and history.
@@ -82,12 +83,12 @@ def test_resume_of_a_checkpoint_without_its_settings_still_checks_the_model(tmp_
 
 
 def test_ctrl_c_before_any_checkpoint_says_no_epoch_finished(tmp_path, bundle, monkeypatch):
-    import attnlab.train.loop as loop
+    import attnlab.train.epoch as epoch
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, "_train_step", interrupted)
+    monkeypatch.setattr(epoch, "train_step", interrupted)
     with pytest.raises(TrainingInterrupted, match=r"^interrupted in epoch 1; no epoch finished yet: `attnlab train "
                                                   r"--resume --out .*` \(same options\) starts the run afresh$"):
         train(TrainConfig(**BASE), tmp_path / "r", progress=False, data=bundle)
@@ -98,6 +99,48 @@ def test_diverging_loss_is_a_clear_error_and_saves_nothing(tmp_path, bundle):
     with pytest.raises(FloatingPointError, match="Lower --lr"):
         train(TrainConfig(**BASE), tmp_path / "nan", progress=False, data=bundle)
     assert not (tmp_path / "nan" / "checkpoints").exists()
+
+
+def _nan_from_call(first_bad: int):
+    """A training transform that makes every batch NaN from its ``first_bad``-th call on (4 batches an epoch)."""
+    calls = [0]
+
+    def transform(x, generator):
+        calls[0] += 1
+        return x * float("nan") if calls[0] >= first_bad else x
+
+    return transform
+
+
+@pytest.mark.parametrize(("data_on_device", "read_every", "where"), [
+    ("auto", None, "at step 2 of epoch 2"),  # on the CPU every step is read: the exact step
+    ("on", float("inf"), "between step 1 and 4 of epoch 2"),  # read only at the end of the epoch: the range
+])
+def test_a_nan_stops_the_run_before_its_epoch_is_saved_and_names_the_steps(tmp_path, bundle, monkeypatch,
+                                                                           data_on_device, read_every, where):
+    import attnlab.train.epoch as epoch
+
+    if read_every is not None:
+        monkeypatch.setattr(epoch, "read_interval", lambda device: read_every)
+    bundle.train_transform = _nan_from_call(6)  # epoch 2, step 2
+    cfg = TrainConfig(**{**BASE, "augment": True, "data_on_device": data_on_device})
+    with pytest.raises(FloatingPointError, match=f"became NaN or infinite {where}; nothing was saved for this "
+                                                 r"epoch\. Lower --lr \(now 0\.05\) or check the data"):
+        train(cfg, tmp_path / "r", progress=False, data=bundle)
+    run = tmp_path / "r"
+    assert [p.name for p in (run / "checkpoints").iterdir() if p.is_dir()] == ["epoch_0001"]
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_nan_on_a_gpu_stops_the_run_before_its_epoch_is_saved(tmp_path, bundle):
+    bundle.train_transform = _nan_from_call(6)  # epoch 2, step 2
+    cfg = TrainConfig(**{**BASE, "augment": True, "device": "cuda", "data_on_device": "on"})
+    where = r"(at step 2|between step \d and 4) of epoch 2"  # the range depends on when the reads fell
+    with pytest.raises(FloatingPointError, match=f"became NaN or infinite {where}"):
+        train(cfg, tmp_path / "r", progress=False, data=bundle)
+    assert [p.name for p in (tmp_path / "r" / "checkpoints").iterdir() if p.is_dir()] == ["epoch_0001"]
 
 
 def test_config_validation():

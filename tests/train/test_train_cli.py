@@ -88,7 +88,8 @@ def test_the_start_up_line_says_what_trains_on_what(finished):
     params = sum(p.numel() for p in attnlab.create_model("resnet20", num_classes=10, in_chans=1).parameters())
     lines = res.stdout.splitlines()
     assert lines[0] == (f"training resnet20 (no attention), {params:,} parameters, on fashion-mnist: 64 train / "
-                        "32 test images; device cpu, AMP off, batch 32, 2 epochs, channels_last off, threads 1")
+                        "32 test images; device cpu, AMP off, batch 32, 2 epochs, channels_last off, batches made "
+                        "on the host, threads 1")
     assert lines[1].startswith("epoch 1/2: ") and "nothing to resume" not in res.stdout
 
 

@@ -10,6 +10,8 @@ every floor below and times them with the instruments of :mod:`attnlab.benchtool
 * :mod:`attnlab.benchmarks.cam`: every CAM method, against captum and torchcam (optional packages);
 * :mod:`attnlab.benchmarks.train`: accuracy after a stated budget and seconds per epoch of one training run;
 * :mod:`attnlab.benchmarks.data`: generation speed of Cluttered Fashion-MNIST.
+* :mod:`attnlab.benchmarks.loop`: the training loop's images/s against the bare training step's, with the
+  batches made on the host and on the device.
 
 Each has a ``run(...)`` that measures, prints the table and writes it as Markdown, by default to
 ``benchmarks/results/<name>.md`` under the current directory; ``attnlab bench <name>`` calls it.

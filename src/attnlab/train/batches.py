@@ -1,18 +1,24 @@
 """In-memory batching: the datasets attnlab trains on fit in memory, so batches are gathered by
 tensor indexing (no per-item Python), sharded per rank, and augmented batch-wise.
+
+Two pipelines feed the training loop, both behind :class:`BatchSource`: :class:`HostBatches` here (gather and
+augment on the host, copy each batch to the device) and ``DeviceBatches`` (:mod:`attnlab.train.device_data`: the
+set kept on the device). Both deal the same samples in the same order for each (seed, epoch, rank, world).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from .distributed import shard_permutation
 
-__all__ = ["TensorSet", "as_tensor_set", "iterate_batches", "to_float"]
+__all__ = ["BatchSource", "HostBatches", "TensorSet", "as_tensor_set", "augmentation_seed", "iterate_batches",
+           "to_float"]
 
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]  # (B, C, H, W) float -> same
 
@@ -120,3 +126,49 @@ def iterate_batches(ts: TensorSet, batch_size: int, *, epoch: int, seed: int, ra
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         yield x, ts.labels[b].to(device, non_blocking=True)
+
+
+def augmentation_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of the augmentation generator for ``epoch`` (from 0) on ``rank``: every epoch starts its
+    generator afresh from it, so a resumed run replays the augmentation of an uninterrupted one exactly."""
+    return (seed * 1_000_003 + epoch) * 4099 + rank
+
+
+class BatchSource(Protocol):
+    """Where the training loop takes its batches from: one epoch of this rank's shard at a time."""
+
+    #: "host" or "device": where the batches are gathered and augmented (for the log line).
+    where: str
+
+    def epoch(self, batch_size: int, *, epoch: int, seed: int, rank: int = 0,
+              world: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
+        """(x (B, C, H, W) float32 on the device, y (B,) int64 on the device) batches of ``epoch``."""
+        ...
+
+
+class HostBatches:
+    """The training set on the host: each batch is gathered, augmented (with a CPU generator) and normalised by
+    ``transform`` there, then copied to ``device``: :func:`iterate_batches` with the generator seeded by
+    :func:`augmentation_seed` at the start of every epoch.
+
+    Args:
+        ts: the training set (images (N, C, H, W) uint8 or float, labels (N,)).
+        transform: augmentation and normalisation on a float batch in [0, 1] (None: none).
+        device: where the batches go.
+        channels_last: hand the batches over in channels_last memory format.
+    """
+
+    where = "host"
+
+    def __init__(self, ts: TensorSet, transform: BatchTransform | None, device: torch.device | str,
+                 channels_last: bool = False) -> None:
+        self.ts, self.transform, self.device, self.channels_last = ts, transform, torch.device(device), channels_last
+        self.generator = torch.Generator()
+
+    def epoch(self, batch_size: int, *, epoch: int, seed: int, rank: int = 0,
+              world: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
+        """This rank's batches of ``epoch``, as :func:`iterate_batches` deals them."""
+        self.generator.manual_seed(augmentation_seed(seed, epoch, rank))
+        return iterate_batches(self.ts, batch_size, epoch=epoch, seed=seed, rank=rank, world=world,
+                               transform=self.transform, generator=self.generator, device=self.device,
+                               channels_last=self.channels_last)

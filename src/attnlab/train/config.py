@@ -81,6 +81,12 @@ class TrainConfig:
     channels_last: bool = option(False, "run the model in channels_last memory format", negatable=True,
                                  affects_result=False)
     compile: bool = option(False, "torch.compile the model", affects_result=False)
+    data_on_device: str = option(
+        "auto", "keep the training set on the device (as stored, uint8 for images) and gather, augment and "
+        "normalise its batches there, with no wait for the device at each step: auto (on with CUDA, when the set "
+        "takes at most a quarter of the free GPU memory and the augmentation is attnlab's own; off elsewhere), on "
+        "or off. On a GPU its augmentation draws other random numbers than the host pipeline's, so it is part of "
+        "a run's result; on a CPU both give the same batches", choices=("auto", "on", "off"))
     augment: bool = option(True, "the dataset's training augmentation (random crop with padding, flips where "
                            "they make sense)", flag="--no-augment")
     seed: int = option(0, "seeds model init, data order and augmentation; CPU runs are repeatable")

@@ -13,19 +13,17 @@ import csv
 import json
 import os
 import shlex
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data import create_dataset, default_transforms
 from ..fileio import atomic_open, atomic_write_json
 from ..models import create_model
-from .batches import TensorSet, as_tensor_set, iterate_batches
+from .batches import TensorSet, as_tensor_set
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -41,13 +39,15 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig, flag_text, result_changes
-from .distributed import DistInfo, all_reduce_sum, average_buffers, barrier, cleanup, init_distributed
+from .distributed import DistInfo, barrier, cleanup, init_distributed, pick_device
+from .epoch import TrainState, train_epoch
 from .evaluate import EvalResult, evaluate
 from .optim import create_optimizer, warmup_cosine
-from .progress import Progress
+from .pipeline import batch_source
 from .sync_batchnorm import convert_sync_batchnorm
 
-__all__ = ["METRIC_COLUMNS", "TrainResult", "TrainingInterrupted", "train", "build_data", "autocast_settings"]
+__all__ = ["METRIC_COLUMNS", "TrainResult", "TrainingInterrupted", "train", "build_data", "autocast_settings",
+           "build_train_state"]
 
 #: The columns of metrics.csv and the keys of each metrics.jsonl row (and of ``TrainResult.history``), in order.
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "images_per_s")
@@ -203,29 +203,13 @@ def _finished_epoch(run_dir: Path) -> int:
 
 
 @dataclass
-class _Run:
+class _Run(TrainState):
     """The state one training run carries from epoch to epoch (built by :func:`_set_up`)."""
 
-    config: TrainConfig
-    run_dir: Path
-    info: DistInfo
-    data: DataBundle
-    model: nn.Module
-    model_cfg: dict[str, Any]
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    amp_dtype: torch.dtype | None
-    scale: bool
-    per_rank: int
-    steps_per_epoch: int
-    aug_gen: torch.Generator
+    run_dir: Path = Path()
+    data: DataBundle | None = None
     start_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def device(self) -> torch.device:
-        return self.info.device
 
 
 def _train(config: TrainConfig, run_dir: Path, info: DistInfo, resume: bool, progress: bool,
@@ -351,7 +335,8 @@ def _start_line(run: _Run) -> str:
     model = f"{config.model} + {config.attention}" if config.attention else f"{config.model} (no attention)"
     return (f"training {model}, {params:,} parameters, on {config.dataset}: {len(data.train):,} train / "
             f"{len(data.test):,} test images; device {run.device}, AMP {amp}, batch {config.batch_size}{procs}, "
-            f"{epochs}, channels_last {'on' if config.channels_last else 'off'}, threads {torch.get_num_threads()}")
+            f"{epochs}, channels_last {'on' if config.channels_last else 'off'}, batches made on the "
+            f"{run.batches.where}, threads {torch.get_num_threads()}")
 
 
 def _build_model(config: TrainConfig, data: DataBundle, info: DistInfo) -> tuple[nn.Module, dict[str, Any]]:
@@ -369,8 +354,16 @@ def _build_model(config: TrainConfig, data: DataBundle, info: DistInfo) -> tuple
     return model, model_cfg
 
 
-def _set_up(config: TrainConfig, run_dir: Path, info: DistInfo, data: DataBundle) -> _Run:
-    """Build the model, optimiser, schedule and loss scaler of a fresh run (epoch 0, empty history)."""
+def build_train_state(config: TrainConfig, data: DataBundle, info: DistInfo | None = None) -> TrainState:
+    """The model (on the device, in its memory format, with SyncBatchNorm under DDP), optimiser, schedule, loss
+    scaler and batch pipeline (``config.data_on_device``) of a fresh run of ``config`` on ``data``.
+
+    Args:
+        config: the run's settings.
+        data: the train and test sets and their transforms.
+        info: where this process sits in the job (default: one process on ``config.device``).
+    """
+    info = info or DistInfo(device=pick_device(config.device))
     model, model_cfg = _build_model(config, data, info)
     per_rank = max(1, config.batch_size // info.world_size)
     steps_per_epoch = -(-len(data.train) // info.world_size // per_rank)
@@ -378,9 +371,15 @@ def _set_up(config: TrainConfig, run_dir: Path, info: DistInfo, data: DataBundle
     scheduler = warmup_cosine(optimizer, config.epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
     amp_dtype, scale = autocast_settings(config.amp, info.device)
     scaler = torch.amp.GradScaler(info.device.type, enabled=scale)
-    aug_gen = torch.Generator()  # re-seeded from (seed, rank, epoch) every epoch: resumes replay it exactly
-    return _Run(config, run_dir, info, data, model, model_cfg, optimizer, scheduler, scaler, amp_dtype, scale,
-                per_rank, steps_per_epoch, aug_gen)
+    batches = batch_source(config.data_on_device, data.train, data.train_transform, info.device,
+                           config.channels_last)
+    return TrainState(config, info, model, model_cfg, optimizer, scheduler, scaler, amp_dtype, scale, per_rank,
+                      steps_per_epoch, batches)
+
+
+def _set_up(config: TrainConfig, run_dir: Path, info: DistInfo, data: DataBundle) -> _Run:
+    """A fresh run (epoch 0, empty history): :func:`build_train_state` and where it writes."""
+    return _Run(**vars(build_train_state(config, data, info)), run_dir=run_dir, data=data)
 
 
 def _resume(run: _Run, ckpt: Checkpoint) -> None:
@@ -413,7 +412,7 @@ def _wrap_for_training(model: nn.Module, config: TrainConfig, info: DistInfo) ->
 def _run_epoch(run: _Run, net: nn.Module, epoch: int, progress: bool) -> EvalResult:
     """Train one epoch, evaluate, log, and (on the main rank) checkpoint it and rewrite the metrics."""
     config, info = run.config, run.info
-    sums, train_time = _train_epoch(run, net, epoch, progress)
+    sums, train_time = train_epoch(run, net, epoch, progress)
     ev = _evaluate(run)
     row = dict(zip(METRIC_COLUMNS, (epoch + 1, float(sums[0] / sums[2]), float(sums[1] / sums[2]), ev.loss,
                                     ev.accuracy, run.optimizer.param_groups[0]["lr"], train_time,
@@ -430,56 +429,6 @@ def _run_epoch(run: _Run, net: nn.Module, epoch: int, progress: bool) -> EvalRes
         _write_metrics(run.run_dir, run.history)
     barrier(info)
     return ev
-
-
-def _train_epoch(run: _Run, net: nn.Module, epoch: int, progress: bool) -> tuple[torch.Tensor, float]:
-    """One pass over every rank's shard: (summed over ranks: loss sum, correct, count as float64 (3,), seconds).
-
-    BatchNorm running statistics are averaged over the ranks at the end (they are per-rank buffers under DDP).
-    """
-    config, info, device = run.config, run.info, run.device
-    net.train()
-    run.aug_gen.manual_seed((config.seed * 1_000_003 + epoch) * 4099 + info.rank)
-    t0 = time.perf_counter()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-    bar = Progress(run.steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", enabled=progress and info.is_main)
-    for step, (x, y) in enumerate(iterate_batches(
-            run.data.train, run.per_rank, epoch=epoch, seed=config.seed, rank=info.rank, world=info.world_size,
-            transform=run.data.train_transform, generator=run.aug_gen, device=device,
-            channels_last=config.channels_last)):
-        loss, logits = _train_step(run, net, x, y, epoch, step)
-        with torch.no_grad():
-            sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
-                                 torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
-        elapsed = time.perf_counter() - t0
-        bar.update(1, loss=float(sums[0] / sums[2]), acc=float(sums[1] / sums[2]),
-                   img_s=float(sums[2]) * info.world_size / max(elapsed, 1e-9))
-    bar.close()
-    all_reduce_sum(sums, info)
-    average_buffers(run.model, info)
-    return sums, time.perf_counter() - t0
-
-
-def _train_step(run: _Run, net: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int,
-                step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on a batch x (N, C, H, W), y (N,): returns (loss (), logits (N, classes)).
-
-    Raises:
-        FloatingPointError: the loss is NaN or inf (before any weight changes).
-    """
-    config = run.config
-    with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
-        logits = net(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; nothing "
-                                 f"was saved for this epoch. Lower --lr (now {config.lr}) or check the data.")
-    run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    run.scheduler.step()
-    return loss, logits
 
 
 def _evaluate(run: _Run) -> EvalResult:
