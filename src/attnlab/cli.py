@@ -568,6 +568,24 @@ def _add_study(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-localisation", type=_positive_int, default=None,
                    help="test images scored for localisation (default: the preset's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or periodic log lines")
+    _add_study_executor(p)
+
+
+def _add_study_executor(p: argparse.ArgumentParser) -> None:
+    """``attnlab study``'s flags for how its runs train: how many at once, on this machine or on Ray."""
+    from .study.executor import EXECUTORS, RUNS_PER_GPU
+
+    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                   help="training runs at once (default: auto: on a CPU as many as the cores hold, the cores shared "
+                        "evenly between the study's runs whatever N is, so results do not depend on N; on GPUs "
+                        f"{RUNS_PER_GPU} per visible GPU; with ray, as many as the cluster schedules)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: processes on this machine; ray: each run a Ray task, on a local Ray instance or on "
+                        "the cluster at --address (the run folders on a filesystem every worker sees) "
+                        "(default: local)")
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="with --executor ray: the Ray cluster's head, as `ray start --head` prints it (default: "
+                        "start a local Ray instance for the study)")
 
 
 def _study_variants(args: argparse.Namespace, preset_attentions: tuple[str | None, ...]):
@@ -594,7 +612,7 @@ def _run_study(args: argparse.Namespace) -> int:
                                    dataset=args.dataset, data_root=args.data_root,
                                    n_localisation=args.n_localisation)
     result = run_study(preset, args.out, runs_dir=args.runs, device=args.device, progress=not args.no_progress,
-                       command=_command())
+                       command=_command(), jobs=args.jobs, executor=args.executor, address=args.address)
     print(f"\nreport: {result.report.resolve()}")
     return 0
 
@@ -633,7 +651,8 @@ EXAMPLES: dict[str, list[str]] = {
     "train": ["attnlab train --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam",
               "attnlab train --resume --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam"],
     "study": ["attnlab study --preset quick --out report",
-              "attnlab study --models vanilla se cbam --seeds 0 1 --epochs 5 --out report-se-cbam"],
+              "attnlab study --models vanilla se cbam --seeds 0 1 --epochs 5 --out report-se-cbam",
+              "attnlab study --preset full --executor ray --address 10.0.0.5:6379 --runs /shared/runs"],
     "eval": ["attnlab eval --checkpoint runs/cbam",
              "attnlab eval --checkpoint runs/cbam/checkpoints/epoch_0010 --split train --limit 1000 --json"],
 }
@@ -650,6 +669,8 @@ _NOTES = {
                   "otherwise ('' for no file). Skips, with a message, when the default folder lacks the files; a "
                   "--data-root without them is an error.",
     "train": "Ctrl-C stops the run; --resume with the same settings continues from the last finished epoch.",
+    "study": "Ctrl-C stops every run; the same command again reuses the finished runs and resumes the others from "
+             "their last checkpoint.",
 }
 
 

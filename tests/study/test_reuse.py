@@ -3,7 +3,7 @@
 import json
 from dataclasses import replace
 
-from attnlab.study.runner import _reusable
+from attnlab.study.executor import reusable as _reusable
 from attnlab.train import TrainConfig
 
 

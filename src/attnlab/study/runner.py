@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -21,13 +20,11 @@ from ..train import (
     TensorSet,
     TrainConfig,
     build_data,
-    latest_checkpoint,
     load_model,
-    result_changes,
-    train,
 )
 from ..train.batches import to_float
 from ..train.distributed import pick_device
+from .executor import RunJob, check_executor, train_runs
 from .measure import (
     PER_IMAGE,
     Cost,
@@ -70,19 +67,6 @@ class _ScoredSet:
     masks: Tensor | None
 
 
-def _reusable(run: Path, cfg: TrainConfig) -> bool:
-    """Whether ``run`` finished training with ``cfg``: the settings that can change a result all match (the
-    same check as resuming, ``attnlab.train.result_changes``; device, threads and the like may differ)."""
-    summary, config = run / "summary.json", run / "config.json"
-    if not (summary.is_file() and config.is_file()):
-        return False
-    try:
-        stored = json.loads(config.read_text())["train"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return False
-    return isinstance(stored, dict) and not result_changes(stored, cfg) and latest_checkpoint(run) is not None
-
-
 def _environment(device: torch.device) -> Environment:
     from .. import __version__
 
@@ -94,11 +78,13 @@ def _environment(device: torch.device) -> Environment:
 
 def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_dir: str | os.PathLike | None = None,
               device: str | None = None, progress: bool = True, command: str | None = None,
-              log: Log = print) -> StudyResult:
+              log: Log = print, jobs: int | None = None, executor: str = "local",
+              address: str | None = None) -> StudyResult:
     """Train and measure every variant of ``preset``, decide on the claim, and write the report.
 
     Finished runs (a run directory with its summary and the same training config) are reused, so an
-    interrupted study picks up where it stopped; an unfinished run resumes from its last checkpoint.
+    interrupted study picks up where it stopped; an unfinished run resumes from its last checkpoint. ``jobs``,
+    ``executor`` and ``address`` say how the runs train (see :func:`attnlab.study.executor.train_runs`).
 
     Returns:
         The output directory, the report's path and every figure (also in ``OUT/results.json``).
@@ -109,13 +95,18 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
     out = Path(out)
     runs = Path(runs_dir) if runs_dir else out / "runs"
     _check_folders(preset, out, runs)
+    check_executor(executor, address, jobs)
     dev = pick_device(device)
     base = replace(preset.train, device=str(dev))
     log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) of {base.model} on "
         f"{base.dataset}, {base.epochs} epochs, device {dev}")
     data, test = _load_data(base)
     scored, grid = _test_sets(test, data, preset, dev)
-    records, models = _train_and_score(preset, base, data, scored, grid, runs, progress, log)
+    summaries = train_runs([RunJob(replace(base, attention=a, seed=seed), _run_dir(runs, a, seed),
+                                   f"[{variant_name(a)} seed {seed}]")
+                            for a in preset.attentions for seed in preset.seeds],
+                           jobs_at_once=jobs, executor=executor, address=address, progress=progress, log=log)
+    records, models = _train_and_score(preset, summaries, scored, grid, runs, log)
     log("measuring cost (parameters, FLOPs, throughput) side by side")
     cost = measure_cost(models, tuple(scored.images.shape[1:]), data.num_classes, dev, batch=preset.throughput_batch,
                         train_batch=preset.train_batch, repeats=preset.repeats)
@@ -173,10 +164,10 @@ def _test_sets(test: TensorSet, data: DataBundle, preset: StudyPreset,
     return scored, grid
 
 
-def _train_and_score(preset: StudyPreset, base: TrainConfig, data: DataBundle, scored: _ScoredSet,
-                     grid: GridPictures, runs: Path, progress: bool,
-                     log: Log) -> tuple[dict[str, list[RunRecord]], dict[str, nn.Module]]:
-    """Every (variant, seed) run, trained or reused, with its maps scored; the grid's maps are added to ``grid``.
+def _train_and_score(preset: StudyPreset, summaries: dict[Path, dict], scored: _ScoredSet, grid: GridPictures,
+                     runs: Path, log: Log) -> tuple[dict[str, list[RunRecord]], dict[str, nn.Module]]:
+    """Every (variant, seed) run, trained (``summaries``: run folder -> summary), with its maps scored; the grid's
+    maps are added to ``grid``.
 
     Returns:
         variant -> its runs, and variant -> its first seed's model (for the cost measurements).
@@ -187,9 +178,7 @@ def _train_and_score(preset: StudyPreset, base: TrainConfig, data: DataBundle, s
         name = variant_name(attention)
         for seed in preset.seeds:
             run = _run_dir(runs, attention, seed)
-            model, summary = _train_or_reuse(replace(base, attention=attention, seed=seed), run, data, progress,
-                                             log, tag=f"[{name} seed {seed}]")
-            model = model.to(scored.images.device).eval()
+            model, summary = load_model(run).to(scored.images.device).eval(), summaries[run]
             cam = cam_maps(model, scored.images, scored.labels, preset.cam_method)
             att = attention_maps(model, scored.images)
             record = RunRecord(seed=seed, run=str(run), test_acc=summary["test_acc"],
@@ -206,18 +195,6 @@ def _train_and_score(preset: StudyPreset, base: TrainConfig, data: DataBundle, s
             log(f"[{name} seed {seed}] test accuracy {record.test_acc:.4f}, {cam_title(preset.cam_method)} energy "
                 f"pointing game {record.cam.summary()[PRIMARY]:.3f}")
     return records, models
-
-
-def _train_or_reuse(cfg: TrainConfig, run: Path, data: DataBundle, progress: bool, log: Log,
-                    tag: str) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained model and its run summary: reused when ``run`` finished with ``cfg``, else trained (resumed)."""
-    if _reusable(run, cfg):
-        log(f"{tag} reusing the finished run in {run}")
-        return load_model(run), json.loads((run / "summary.json").read_text())
-    resume = run.exists() and latest_checkpoint(run) is not None
-    log(f"{tag} {'resuming' if resume else 'training'} in {run}")
-    res = train(cfg, run, resume=resume, progress=progress, data=data)
-    return res.model, res.final
 
 
 def _write_json(path: Path, obj: Any) -> None:
