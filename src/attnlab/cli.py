@@ -281,6 +281,26 @@ def _add_bench_data(p: argparse.ArgumentParser) -> None:
     _add_bench_flags(p, takes, runner.DEFAULT_OUT, repeats_help="paired rounds of the generator (median reported)")
 
 
+def _add_bench_jobs(p: argparse.ArgumentParser) -> None:
+    from .study import bench_jobs as runner
+
+    takes = _defaults(runner.run)
+    p.add_argument("--limit-train", type=_positive_int, default=takes["limit_train"],
+                   help="training canvases of each run (1 epoch)")
+    p.add_argument("--rounds", type=_positive_int, default=takes["rounds"], help="paired rounds (median reported)")
+    p.add_argument("--models", nargs="+", default=list(takes["models"]), metavar="NAME",
+                   help="the study's runs, one per model")
+    _add_bench_flags(p, {}, runner.DEFAULT_OUT)
+
+
+def _bench_jobs(args: argparse.Namespace) -> int:
+    from .study import bench_jobs
+
+    bench_jobs.run(out=args.out, command=_command(), limit_train=args.limit_train, rounds=args.rounds,
+                   models=args.models)
+    return 0
+
+
 def _add_bench(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="target", required=True, metavar="TARGET")
     for name, (help_text, add, _) in _BENCH_TARGETS.items():
@@ -372,6 +392,8 @@ _BENCH_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
               _bench_train),
     "data": ("generation speed of Cluttered Fashion-MNIST from the real Fashion-MNIST files", _add_bench_data,
              _bench_data),
+    "jobs": ("a study's runs on a CPU: serial, or in processes at once (attnlab study --jobs)", _add_bench_jobs,
+             _bench_jobs),
 }
 
 
@@ -644,6 +666,7 @@ EXAMPLES: dict[str, list[str]] = {
                   "attnlab bench cam --configs resnet20:64:layer3:16 --batch 8"],
     "bench train": ["attnlab bench train --attention cbam --epochs 2 --limit-train 5000",
                     "attnlab bench train --dataset cifar10 --model resnet56 --device cuda --run runs/bench-c10"],
+    "bench jobs": ["attnlab bench jobs --limit-train 600 --rounds 2 --models vanilla cbam"],
     "bench data": ["attnlab bench data --n 2000 --out ''",
                    "attnlab bench data --data-root ~/data/fashion-mnist --canvas 96"],
     "cam": ["attnlab cam --checkpoint runs/vanilla runs/cbam --images cluttered-fashion-mnist --out cam -n 6",

@@ -111,8 +111,11 @@ def train_runs(jobs: Sequence[RunJob], *, jobs_at_once: int | None = None, execu
             pending.append(job)
     if pending:
         run = lookup(_EXECUTORS, executor, "study executor")()
-        summaries.update(run(pending, jobs_at_once=jobs_at_once, address=address,
-                             threads=threads_per_run(len(jobs)), progress=progress, log=log))
+        try:
+            summaries.update(run(pending, jobs_at_once=jobs_at_once, address=address,
+                                 threads=threads_per_run(len(jobs)), progress=progress, log=log))
+        finally:
+            _DATA.clear()  # the runs' data, built here when they trained in this process
     return {folder: summaries[folder] for folder in folders}
 
 
