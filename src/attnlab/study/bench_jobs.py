@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..benchtools import load_average, machine_summary, write_markdown
+from ..fileio import check_file
 from .executor import RunJob, train_runs
 from .presets import get_preset, parse_variants
 from .results import variant_name
@@ -42,6 +43,8 @@ def _ways(cores: int) -> dict[str, tuple[int, int]]:
 def run(out: str | os.PathLike | None = DEFAULT_OUT, command: str = "attnlab bench jobs", limit_train: int = 1500,
         rounds: int = 2, models: Sequence[str] = ("vanilla", "se", "cbam", "eca")) -> dict[str, list[float]]:
     """Measure, print the table and write it to ``out`` ('' or None: no file). Returns way -> seconds per round."""
+    if out:
+        check_file(out, "the results file (--out)")
     cores = os.cpu_count() or 1
     base = replace(get_preset("quick").train, epochs=1, limit_train=limit_train, limit_test=200, device="cpu")
     variants = parse_variants(models)
