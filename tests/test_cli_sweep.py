@@ -69,6 +69,10 @@ CASES: list[tuple[list[str], list[str]]] = [
     (["bench", "data", "--canvas", "-64"], ["--canvas", "'-64'"]),
     (["bench", "data", "--out", FOLDER], ["is a folder, not a file"]),
     (["bench", "data", "--data-root", MISSING, "--out", ""], ["missing", "images-idx3-ubyte"]),
+    # bench jobs
+    (["bench", "jobs", "--rounds", "0"], ["--rounds", ">= 1"]),
+    (["bench", "jobs", "--models", "vanila", "--out", ""], ["unknown study model 'vanila'", "'vanilla'"]),
+    (["bench", "jobs", "--out", FOLDER], ["is a folder, not a file"]),
     # cam
     (["cam", "--checkpoint", MISSING, "--images", "fashion-mnist", "--out", "{tmp}/c", "-n", "0"],
      ["--num-images", ">= 1", "'0'"]),
@@ -118,6 +122,8 @@ CASES: list[tuple[list[str], list[str]]] = [
     (["study", "--out", "{tmp}/s", "--models", "se", "se"], ["'se' twice"]),
     (["study", "--out", "{tmp}/s", "--models", "non_local", "--non-local"], ["--non-local", "non_local", "once"]),
     (["study", "--out", "{tmp}/s", "--seeds", "-1"], ["--seeds", ">= 0"]),
+    (["study", "--out", "{tmp}/s", "--jobs", "0"], ["--jobs", "'0'"]),
+    (["study", "--out", "{tmp}/s", "--address", "head:6379"], ["--address head:6379", "--executor ray"]),
     (["study", "--out", "{tmp}/s", "--seeds", "0", "0"], ["distinct seeds"]),
     (["study", "--out", "{tmp}/s", "--epochs", "0"], ["--epochs", ">= 1"]),
     (["study", "--out", "{tmp}/s", "--limit-train", "0"], ["--limit-train", ">= 1"]),

@@ -309,6 +309,24 @@ def _add_bench_loop(p: argparse.ArgumentParser) -> None:
                         "/usr/share/datasets/fashion-mnist; random canvases, said in the table, where it lacks "
                         "the files)")
     _add_bench_flags(p, {k: takes[k] for k in ("repeats", "device")}, runner.OUT_PATTERN, out_named_after_run=True)
+def _add_bench_jobs(p: argparse.ArgumentParser) -> None:
+    from .study import bench_jobs as runner
+
+    takes = _defaults(runner.run)
+    p.add_argument("--limit-train", type=_positive_int, default=takes["limit_train"],
+                   help="training canvases of each run (1 epoch)")
+    p.add_argument("--rounds", type=_positive_int, default=takes["rounds"], help="paired rounds (median reported)")
+    p.add_argument("--models", nargs="+", default=list(takes["models"]), metavar="NAME",
+                   help="the study's runs, one per model")
+    _add_bench_flags(p, {}, runner.DEFAULT_OUT)
+
+
+def _bench_jobs(args: argparse.Namespace) -> int:
+    from .study import bench_jobs
+
+    bench_jobs.run(out=args.out, command=_command(), limit_train=args.limit_train, rounds=args.rounds,
+                   models=args.models)
+    return 0
 
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
@@ -413,6 +431,8 @@ _BENCH_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
              _bench_data),
     "loop": ("the training loop's images/s against the bare training step's, batches made on the host and on the "
              "device", _add_bench_loop, _bench_loop),
+    "jobs": ("a study's runs on a CPU: serial, or in processes at once (attnlab study --jobs)", _add_bench_jobs,
+             _bench_jobs),
 }
 
 
@@ -617,6 +637,24 @@ def _add_study(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-localisation", type=_positive_int, default=None,
                    help="test images scored for localisation (default: the preset's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or periodic log lines")
+    _add_study_executor(p)
+
+
+def _add_study_executor(p: argparse.ArgumentParser) -> None:
+    """``attnlab study``'s flags for how its runs train: how many at once, on this machine or on Ray."""
+    from .study.executor import EXECUTORS, RUNS_PER_GPU
+
+    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                   help="training runs at once (default: auto: on a CPU as many as the cores hold, the cores shared "
+                        "evenly between the study's runs whatever N is, so results do not depend on N; on GPUs "
+                        f"{RUNS_PER_GPU} per visible GPU; with ray, as many as the cluster schedules)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: processes on this machine; ray: each run a Ray task, on a local Ray instance or on "
+                        "the cluster at --address (the run folders on a filesystem every worker sees) "
+                        "(default: local)")
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="with --executor ray: the Ray cluster's head, as `ray start --head` prints it (default: "
+                        "start a local Ray instance for the study)")
 
 
 def _study_variants(args: argparse.Namespace, preset_attentions: tuple[str | None, ...]):
@@ -644,7 +682,7 @@ def _run_study(args: argparse.Namespace) -> int:
                                    dataset=args.dataset, data_root=args.data_root,
                                    n_localisation=args.n_localisation)
     result = run_study(preset, args.out, runs_dir=args.runs, device=args.device, progress=not args.no_progress,
-                       command=_command())
+                       command=_command(), jobs=args.jobs, executor=args.executor, address=args.address)
     print(f"\nreport: {result.report.resolve()}")
     return 0
 
@@ -676,6 +714,7 @@ EXAMPLES: dict[str, list[str]] = {
                   "attnlab bench cam --configs resnet20:64:layer3:16 --batch 8"],
     "bench train": ["attnlab bench train --attention cbam --epochs 2 --limit-train 5000",
                     "attnlab bench train --dataset cifar10 --model resnet56 --device cuda --run runs/bench-c10"],
+    "bench jobs": ["attnlab bench jobs --limit-train 600 --rounds 2 --models vanilla cbam"],
     "bench data": ["attnlab bench data --n 2000 --out ''",
                    "attnlab bench data --data-root ~/data/fashion-mnist --canvas 96"],
     "bench loop": ["attnlab bench loop --device cuda --batch 128,1024",
@@ -686,7 +725,8 @@ EXAMPLES: dict[str, list[str]] = {
               "attnlab train --resume --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam"],
     "study": ["attnlab study --preset quick --out report",
               "attnlab study --models vanilla se cbam --seeds 0 1 --epochs 5 --out report-se-cbam",
-              "attnlab study --preset full --clutter 0 16 --dataset cluttered-fashion-mnist --out report-dose"],
+              "attnlab study --preset full --clutter 0 16 --dataset cluttered-fashion-mnist --out report-dose",
+              "attnlab study --preset full --executor ray --address 10.0.0.5:6379 --runs /shared/runs"],
     "eval": ["attnlab eval --checkpoint runs/cbam",
              "attnlab eval --checkpoint runs/cbam/checkpoints/epoch_0010 --split train --limit 1000 --json"],
 }
@@ -705,6 +745,8 @@ _NOTES = {
     "bench loop": "Writes its table to benchmarks/results/loop-DEVICE.md under the current directory (DEVICE: the "
                   "GPU's name, e.g. nvidia-h200, or cpu) unless --out says otherwise ('' for no file).",
     "train": "Ctrl-C stops the run; --resume with the same settings continues from the last finished epoch.",
+    "study": "Ctrl-C stops every run; the same command again reuses the finished runs and resumes the others from "
+             "their last checkpoint.",
 }
 
 

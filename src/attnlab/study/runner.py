@@ -26,7 +26,7 @@ from .evidence import (
     decide_conditions,
     score_intervals,
 )
-from .executor import RunJob, train_runs
+from .executor import RunJob, check_executor, train_runs
 from .measure import attention_maps, cam_maps, cam_title, measure_cost, score_maps
 from .presets import Condition, StudyPreset
 from .results import ConditionResults, ModelRow, RunRecord, StudyResults, variant_name
@@ -93,12 +93,14 @@ def study_jobs(preset: StudyPreset, base: TrainConfig, runs: Path) -> dict[tuple
 
 def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_dir: str | os.PathLike | None = None,
               device: str | None = None, progress: bool = True, command: str | None = None,
-              log: Log = print) -> StudyResult:
+              log: Log = print, jobs: int | None = None, executor: str = "local",
+              address: str | None = None) -> StudyResult:
     """Train and measure every (condition, variant, seed) run of ``preset``, decide on the claim, write the report.
 
     Every run is handed to :func:`attnlab.study.executor.train_runs` at once (finished runs are reused, so an
     interrupted study picks up where it stopped; an unfinished run resumes); then each run is loaded from its
-    folder and scored on its condition's test canvases.
+    folder and scored on its condition's test canvases. ``jobs`` (runs trained at once; None: what the machine
+    affords), ``executor`` (``local`` or ``ray``) and ``address`` (a Ray cluster) say how the runs train.
 
     Returns:
         The output directory, the report's path and every figure (also in ``OUT/results.json``).
@@ -109,23 +111,25 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
     t0 = time.perf_counter()
     out = Path(out)
     runs = Path(runs_dir) if runs_dir else out / "runs"
-    jobs = study_jobs(preset, replace(preset.train, device="cpu"), runs)
-    _check_folders(out, runs, jobs.values())
+    planned = study_jobs(preset, replace(preset.train, device="cpu"), runs)
+    _check_folders(out, runs, planned.values())
+    check_executor(executor, address, jobs)
     dev = pick_device(device)
     base = replace(preset.train, device=str(dev))
-    jobs = study_jobs(preset, base, runs)
+    planned = study_jobs(preset, base, runs)
     conditions = preset.conditions()
     log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) x "
         f"{len(conditions)} condition(s) ({', '.join(c.name for c in conditions)}) of {base.model}, "
         f"{base.epochs} epochs, device {dev}")
-    summaries = train_runs(list(jobs.values()), progress=progress, log=log)
+    summaries = train_runs(list(planned.values()), jobs_at_once=jobs, executor=executor, address=address,
+                           progress=progress, log=log)
     scored: dict[str, ConditionResults] = {}
     sets: dict[str, ScoredSet] = {}
     for condition in conditions:
         sets[condition.key] = scored_set(condition.config(base), preset.n_localisation, dev)
-        scored[condition.key] = _score_condition(preset, condition, sets[condition.key], jobs, summaries, log)
-    results = _collect(preset, base, scored, sets, jobs, dev, command)
-    grids = study_grids(results, sets, {k: j.run_dir for k, j in jobs.items()})
+        scored[condition.key] = _score_condition(preset, condition, sets[condition.key], planned, summaries, log)
+    results = _collect(preset, base, scored, sets, planned, dev, command)
+    grids = study_grids(results, sets, {k: j.run_dir for k, j in planned.items()})
     results.wall_seconds = time.perf_counter() - t0
     report = write_report(out, results, grids)
     results.wall_seconds = time.perf_counter() - t0
