@@ -310,7 +310,7 @@ def _add_bench_loop(p: argparse.ArgumentParser) -> None:
                         "the files)")
     _add_bench_flags(p, {k: takes[k] for k in ("repeats", "device")}, runner.OUT_PATTERN, out_named_after_run=True)
 def _add_bench_jobs(p: argparse.ArgumentParser) -> None:
-    from .study import bench_jobs as runner
+    from .benchmarks import jobs as runner
 
     takes = _defaults(runner.run)
     p.add_argument("--limit-train", type=_positive_int, default=takes["limit_train"],
@@ -322,7 +322,7 @@ def _add_bench_jobs(p: argparse.ArgumentParser) -> None:
 
 
 def _bench_jobs(args: argparse.Namespace) -> int:
-    from .study import bench_jobs
+    from .benchmarks import jobs as bench_jobs
 
     bench_jobs.run(out=args.out, command=_command(), limit_train=args.limit_train, rounds=args.rounds,
                    models=args.models)

@@ -2,8 +2,8 @@
 
 import pytest
 
+from attnlab.benchmarks import jobs as bench_jobs
 from attnlab.data.fashion_mnist import fashion_mnist_root
-from attnlab.study import bench_jobs
 
 
 @pytest.mark.slow

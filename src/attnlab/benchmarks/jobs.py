@@ -8,8 +8,6 @@ fresh folders, and reports the median wall time per way and its ratio to a seria
 - serial, 1 thread per run: ``--jobs 1`` with the thread count the parallel study uses;
 - processes: ``--jobs <cores>``, each run in its own process with 1 thread (the default of ``attnlab study`` on a
   CPU when the study has at least as many runs as the machine has cores).
-
-It lives in ``study/`` because it drives the study's executor (``attnlab.benchmarks`` shares the study's floor).
 """
 
 from __future__ import annotations
@@ -24,9 +22,9 @@ from pathlib import Path
 
 from ..benchtools import load_average, machine_summary, write_markdown
 from ..fileio import check_file
-from .executor import RunJob, train_runs
-from .presets import get_preset, parse_variants
-from .results import variant_name
+from ..study.executor import RunJob, train_runs
+from ..study.presets import get_preset, parse_variants
+from ..study.results import variant_name
 
 __all__ = ["DEFAULT_OUT", "run"]
 
