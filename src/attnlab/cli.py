@@ -281,6 +281,19 @@ def _add_bench_data(p: argparse.ArgumentParser) -> None:
     _add_bench_flags(p, takes, runner.DEFAULT_OUT, repeats_help="paired rounds of the generator (median reported)")
 
 
+def _add_bench_scoring(p: argparse.ArgumentParser) -> None:
+    from .benchmarks import scoring as runner
+
+    takes = _defaults(runner.run)
+    p.add_argument("--n", type=_positive_int, default=takes["n"], help="maps scored")
+    p.add_argument("--size", type=_positive_int, default=takes["size"], help="side of each square map in pixels")
+    p.add_argument("--reference", default=str(takes["reference"]),
+                   help=f"the reference implementation timed beside today's, '' to skip (default: "
+                        f"{takes['reference']}, under the current directory)")
+    _add_bench_flags(p, takes, runner.RESULTS_PATTERN, out_named_after_run=True,
+                     repeats_help="paired rounds of each metric (median reported)")
+
+
 def _add_bench(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="target", required=True, metavar="TARGET")
     for name, (help_text, add, _) in _BENCH_TARGETS.items():
@@ -360,6 +373,14 @@ def _bench_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_scoring(args: argparse.Namespace) -> int:
+    from .benchmarks import scoring
+
+    scoring.run(out=args.out, command=_command(), n=args.n, size=args.size, device=args.device,
+                repeats=args.repeats, reference=args.reference)
+    return 0
+
+
 #: bench target -> (help, add its arguments, run it); one module of attnlab.benchmarks each.
 _BENCH_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                                 Callable[[argparse.Namespace], int]]] = {
@@ -372,6 +393,8 @@ _BENCH_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
               _bench_train),
     "data": ("generation speed of Cluttered Fashion-MNIST from the real Fashion-MNIST files", _add_bench_data,
              _bench_data),
+    "scoring": ("seconds of the five localisation metrics on N maps, today's code against the reference",
+                _add_bench_scoring, _bench_scoring),
 }
 
 
@@ -628,6 +651,8 @@ EXAMPLES: dict[str, list[str]] = {
                     "attnlab bench train --dataset cifar10 --model resnet56 --device cuda --run runs/bench-c10"],
     "bench data": ["attnlab bench data --n 2000 --out ''",
                    "attnlab bench data --data-root ~/data/fashion-mnist --canvas 96"],
+    "bench scoring": ["attnlab bench scoring --n 2000 --repeats 1 --out ''",
+                      "attnlab bench scoring --device cuda --reference ''   # today's code alone"],
     "cam": ["attnlab cam --checkpoint runs/vanilla runs/cbam --images cluttered-fashion-mnist --out cam -n 6",
             "attnlab cam --checkpoint runs/cbam --images photos/ --method scorecam --out cam-photos"],
     "train": ["attnlab train --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam",
@@ -649,6 +674,9 @@ _NOTES = {
     "bench data": "Writes its table to benchmarks/results/data.md under the current directory unless --out says "
                   "otherwise ('' for no file). Skips, with a message, when the default folder lacks the files; a "
                   "--data-root without them is an error.",
+    "bench scoring": "Writes its table to benchmarks/results/scoring-DEVICE.md (cpu, or the GPU's name) under the "
+                     "current directory unless --out says otherwise ('' for no file). The reference is the code "
+                     "before issue 14, kept under tests/: run from the repository root.",
     "train": "Ctrl-C stops the run; --resume with the same settings continues from the last finished epoch.",
 }
 

@@ -154,3 +154,19 @@ def test_the_native_kernels_are_used_on_cpu_where_they_build():
     maps = torch.rand(2, 6, 6)
     assert _native.largest_boxes(maps > 0.5, 8) is not None
     assert _native.applies(maps) and not _native.applies(maps.to("meta"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_the_gpu_the_metrics_give_the_reference_numbers(kind):
+    """Maps on a GPU are scored there (the batched torch path) with the numbers of the reference on the CPU."""
+    g = torch.Generator().manual_seed(6)
+    for shape in SHAPES:
+        maps, boxes = _maps(kind, shape, g, torch.float32), _boxes(shape, g)
+        masks = torch.rand(shape, generator=g) < 0.4
+        masks[0] = True
+        gpu = maps.cuda()
+        assert torch.equal(metrics.box_iou_at_threshold(gpu, boxes).cpu(), ref.box_iou_at_threshold(maps, boxes))
+        assert torch.equal(metrics.MaxBoxAccV2().best_ious(gpu, boxes).cpu(), ref.MaxBoxAccV2().best_ious(maps, boxes))
+        assert metrics.pxap(gpu, masks) == ref.pxap(maps, masks)

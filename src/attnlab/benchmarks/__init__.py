@@ -9,7 +9,8 @@ every floor below and times them with the instruments of :mod:`attnlab.benchtool
 * :mod:`attnlab.benchmarks.models`: the ResNets with each attention module, against the vanilla network;
 * :mod:`attnlab.benchmarks.cam`: every CAM method, against captum and torchcam (optional packages);
 * :mod:`attnlab.benchmarks.train`: accuracy after a stated budget and seconds per epoch of one training run;
-* :mod:`attnlab.benchmarks.data`: generation speed of Cluttered Fashion-MNIST.
+* :mod:`attnlab.benchmarks.data`: generation speed of Cluttered Fashion-MNIST;
+* :mod:`attnlab.benchmarks.scoring`: the five localisation metrics on N maps, against the frozen reference.
 
 Each has a ``run(...)`` that measures, prints the table and writes it as Markdown, by default to
 ``benchmarks/results/<name>.md`` under the current directory; ``attnlab bench <name>`` calls it.
