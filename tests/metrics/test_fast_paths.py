@@ -170,3 +170,10 @@ def test_on_the_gpu_the_metrics_give_the_reference_numbers(kind):
         assert torch.equal(metrics.box_iou_at_threshold(gpu, boxes).cpu(), ref.box_iou_at_threshold(maps, boxes))
         assert torch.equal(metrics.MaxBoxAccV2().best_ious(gpu, boxes).cpu(), ref.MaxBoxAccV2().best_ious(maps, boxes))
         assert metrics.pxap(gpu, masks) == ref.pxap(maps, masks)
+
+
+def test_pxap_with_thresholds_above_one_matches_the_reference(backend):
+    g = torch.Generator().manual_seed(7)
+    maps, masks = _maps("grid", (4, 8, 8), g, torch.float32), torch.rand(4, 8, 8, generator=g) < 0.5
+    for thr in ([0.0, 0.5, 1.0], [0.2, 1.5, 3.0]):
+        assert metrics.pxap(maps, masks, thr) == ref.pxap(maps, masks, thr)

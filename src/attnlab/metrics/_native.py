@@ -88,8 +88,8 @@ def pxap_histograms(maps: Tensor, masks: Tensor, ignore: Tensor | None, edges: T
     """Pixels of the masks (``pos``) and outside them (``neg``) by bin of the min-max normalised score
     (``edges[j] <= score < edges[j + 1]``, the last bin open), ignored pixels left out: (N, H, W) x 2 (+ ignore),
     (E,) float64 increasing -> two (E,) long; None where the kernels do not apply."""
-    if not applies(maps, masks, *(() if ignore is None else (ignore,))):
-        return None
+    if not applies(maps, masks, *(() if ignore is None else (ignore,))) or not bool((edges[1:] >= edges[:-1]).all()):
+        return None  # (edges out of order, from thresholds above 1: torch.bucketize decides)
     n, h, w = maps.shape
     x, suffix = _maps_arg(maps)
     m = masks.bool().contiguous()
