@@ -117,6 +117,16 @@ def _difference(a: object, b: object) -> float:
     return float((torch.as_tensor(a).double().cpu() - torch.as_tensor(b).double().cpu()).abs().max())
 
 
+def _keeping_results(fns: dict[str, Callable[[], object]]) -> tuple[dict[str, Callable[[], None]], dict[str, object]]:
+    """The calls, each keeping its last result in the returned dict (compared after timing, not run again)."""
+    last: dict[str, object] = {}
+
+    def keep(name: str, fn: Callable[[], object]) -> Callable[[], None]:
+        return lambda: last.__setitem__(name, fn())
+
+    return {name: keep(name, fn) for name, fn in fns.items()}, last
+
+
 def benchmark_scoring(n: int = 10000, size: int = 64, device: str = "cpu", repeats: int = 3,
                       reference: str | os.PathLike | None = DEFAULT_REFERENCE) -> list[ScoringResult]:
     """Time each metric today and with the reference (when ``reference`` names its file) on the same maps.
@@ -128,17 +138,18 @@ def benchmark_scoring(n: int = 10000, size: int = 64, device: str = "cpu", repea
 
     maps, boxes, masks = (t.to(device) for t in synthetic_maps(n, size))
     today = _metric_calls(metrics, maps, boxes, masks)
-    old = _metric_calls(load_reference(reference), maps, boxes, masks) if reference else None
+    old = _metric_calls(load_reference(reference), maps, boxes, masks) if reference else {}
     rows = []
     for key, call in today.items():
-        fns = {"today": call} if old is None else {"today": call, "reference": old[key]}
-        times = time_paired(fns, repeats=repeats, warmup=1, device=device)
-        diff = None if old is None else _difference(call(), old[key]())
+        call()  # the warm-up (native kernels built and loaded; the reference is too slow to run twice)
+        fns, last = _keeping_results({"today": call, **({"reference": old[key]} if old else {})})
+        times = time_paired(fns, repeats=repeats, warmup=0, device=device)
         rows.append(ScoringResult(METRIC_LABELS[key], times.median("today"),
-                                  None if old is None else times.median("reference"), diff))
+                                  times.median("reference") if old else None,
+                                  _difference(last["today"], last["reference"]) if old else None))
     rows.append(ScoringResult("total", sum(r.seconds for r in rows),
-                              None if old is None else sum(r.reference_seconds for r in rows),
-                              None if old is None else max(r.max_difference for r in rows)))
+                              sum(r.reference_seconds for r in rows) if old else None,
+                              max(r.max_difference for r in rows) if old else None))
     return rows
 
 
