@@ -82,7 +82,9 @@ class MaxBoxAccV2:
     All thresholds are scored in one sweep per batch, from the highest down: the masks are nested, so the
     components at one threshold are those at the previous one, grown and merged (see
     :class:`~attnlab.metrics._regions.NestedComponents`); the work grows with the pixels (plus a few
-    operations per threshold), not with pixels x thresholds.
+    operations per threshold), not with pixels x thresholds. On CPU tensors the same sweep runs image by image in a
+    native kernel (``regions_cpu.c``; the same numbers, and ``chunk_pixels`` does not apply); on a GPU the batched
+    torch sweep runs on the maps' device.
 
     Example:
         >>> acc = MaxBoxAccV2()
