@@ -63,6 +63,10 @@ CASES: list[tuple[list[str], list[str]]] = [
     (["bench", "data", "--canvas", "-64"], ["--canvas", "'-64'"]),
     (["bench", "data", "--out", FOLDER], ["is a folder, not a file"]),
     (["bench", "data", "--data-root", MISSING, "--out", ""], ["missing", "images-idx3-ubyte"]),
+    (["bench", "scoring", "--n", "0"], ["--n", ">= 1"]),
+    (["bench", "scoring", "--size", "-64"], ["--size", "'-64'"]),
+    (["bench", "scoring", "--out", FOLDER], ["is a folder, not a file"]),
+    (["bench", "scoring", "--reference", MISSING, "--out", ""], ["no reference implementation at"]),
     # cam
     (["cam", "--checkpoint", MISSING, "--images", "fashion-mnist", "--out", "{tmp}/c", "-n", "0"],
      ["--num-images", ">= 1", "'0'"]),
