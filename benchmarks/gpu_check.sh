@@ -7,17 +7,19 @@
 #      with timm's SE/ECA/CBAM where timm imports, on the Triton path and (for the "today" figures) the PyTorch one;
 #   3. `attnlab bench models` for ResNet-50 at batch 128 (training step and inference), same settings, with timm's
 #      ResNet-50s, on the Triton path and the PyTorch one.
+#   4. `attnlab bench scoring`: the five localisation metrics on 10,000 maps of 64x64 on the GPU, today's code
+#      against the frozen reference (one round: the reference's MaxBoxAccV2 is slow).
 # Tables go to benchmarks/results/*-<gpu>.md (and, when $OUT is set, are copied there with the logs).
 #
 #   PYTHONPATH=src bash benchmarks/gpu_check.sh                 # everything, from the repository root
-#   PYTHONPATH=src bash benchmarks/gpu_check.sh tests modules   # some steps only (tests, modules, models)
+#   PYTHONPATH=src bash benchmarks/gpu_check.sh tests modules   # some steps only (tests, modules, models, scoring)
 #   QUICK=1 ...                                                 # fewer rounds (a smoke run)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="${PYTHONPATH:-src}"
 PY="${PYTHON:-python}"
 unset TRITON_INTERPRET ATTNLAB_BACKEND
-STEPS="${*:-tests modules models loop}"
+STEPS="${*:-tests modules models loop scoring}"
 REPEATS=$([ "${QUICK:-0}" = 1 ] && echo 3 || echo 10)
 MODEL_REPEATS=$([ "${QUICK:-0}" = 1 ] && echo 2 || echo 6)
 LOG=benchmarks/results/gpu_check.log
@@ -51,7 +53,8 @@ EOF
 if [[ " $STEPS " == *" tests "* ]]; then
     step tests 200 "$PY" -m pytest -q -p no:cacheprovider -m "gpu or not slow" -k "not (passes_match and float16)" \
         tests/attention/test_triton_kernels.py tests/attention/test_triton_modules.py tests/attention/test_triton_ops.py \
-        tests/attention/test_triton_gpu.py tests/attention/test_triton_ptx.py tests/benchtools/test_timing.py
+        tests/attention/test_triton_gpu.py tests/attention/test_triton_ptx.py tests/benchtools/test_timing.py \
+        tests/metrics/test_fast_paths.py
 fi
 
 MOD=(bench modules --device cuda --amp bfloat16 --channels-last --batch 64 --modules se,eca,cbam --timm
@@ -78,6 +81,11 @@ if [[ " $STEPS " == *" loop "* ]]; then
     step "loop tests" 200 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/train tests/benchmarks/test_loop.py
     step loop 420 "$PY" -m attnlab.cli bench loop --device cuda --batch 128,1024 --repeats "$LOOP_REPEATS" \
         --out "benchmarks/results/loop-$SLUG.md"
+fi
+
+if [[ " $STEPS " == *" scoring "* ]]; then
+    step scoring 300 "$PY" -m attnlab.cli bench scoring --device cuda --repeats 1 \
+        --out "benchmarks/results/scoring-$SLUG.md"
 fi
 
 if [ -n "${OUT:-}" ]; then

@@ -73,6 +73,10 @@ CASES: list[tuple[list[str], list[str]]] = [
     (["bench", "jobs", "--rounds", "0"], ["--rounds", ">= 1"]),
     (["bench", "jobs", "--models", "vanila", "--out", ""], ["unknown study model 'vanila'", "'vanilla'"]),
     (["bench", "jobs", "--out", FOLDER], ["is a folder, not a file"]),
+    (["bench", "scoring", "--n", "0"], ["--n", ">= 1"]),
+    (["bench", "scoring", "--size", "-64"], ["--size", "'-64'"]),
+    (["bench", "scoring", "--out", FOLDER], ["is a folder, not a file"]),
+    (["bench", "scoring", "--reference", MISSING, "--out", ""], ["no reference implementation at"]),
     # cam
     (["cam", "--checkpoint", MISSING, "--images", "fashion-mnist", "--out", "{tmp}/c", "-n", "0"],
      ["--num-images", ">= 1", "'0'"]),

@@ -309,6 +309,8 @@ def _add_bench_loop(p: argparse.ArgumentParser) -> None:
                         "/usr/share/datasets/fashion-mnist; random canvases, said in the table, where it lacks "
                         "the files)")
     _add_bench_flags(p, {k: takes[k] for k in ("repeats", "device")}, runner.OUT_PATTERN, out_named_after_run=True)
+
+
 def _add_bench_jobs(p: argparse.ArgumentParser) -> None:
     from .benchmarks import jobs as runner
 
@@ -327,6 +329,19 @@ def _bench_jobs(args: argparse.Namespace) -> int:
     bench_jobs.run(out=args.out, command=_command(), limit_train=args.limit_train, rounds=args.rounds,
                    models=args.models)
     return 0
+
+
+def _add_bench_scoring(p: argparse.ArgumentParser) -> None:
+    from .benchmarks import scoring as runner
+
+    takes = _defaults(runner.run)
+    p.add_argument("--n", type=_positive_int, default=takes["n"], help="maps scored")
+    p.add_argument("--size", type=_positive_int, default=takes["size"], help="side of each square map in pixels")
+    p.add_argument("--reference", default=str(takes["reference"]),
+                   help=f"the reference implementation timed beside today's, '' to skip (default: "
+                        f"{takes['reference']}, under the current directory)")
+    _add_bench_flags(p, takes, runner.RESULTS_PATTERN, out_named_after_run=True,
+                     repeats_help="paired rounds of each metric (median reported)")
 
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
@@ -417,6 +432,14 @@ def _bench_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_scoring(args: argparse.Namespace) -> int:
+    from .benchmarks import scoring
+
+    scoring.run(out=args.out, command=_command(), n=args.n, size=args.size, device=args.device,
+                repeats=args.repeats, reference=args.reference)
+    return 0
+
+
 #: bench target -> (help, add its arguments, run it); one module of attnlab.benchmarks each.
 _BENCH_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                                 Callable[[argparse.Namespace], int]]] = {
@@ -433,6 +456,8 @@ _BENCH_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
              "device", _add_bench_loop, _bench_loop),
     "jobs": ("a study's runs on a CPU: serial, or in processes at once (attnlab study --jobs)", _add_bench_jobs,
              _bench_jobs),
+    "scoring": ("seconds of the five localisation metrics on N maps, today's code against the reference",
+                _add_bench_scoring, _bench_scoring),
 }
 
 
@@ -719,6 +744,8 @@ EXAMPLES: dict[str, list[str]] = {
                    "attnlab bench data --data-root ~/data/fashion-mnist --canvas 96"],
     "bench loop": ["attnlab bench loop --device cuda --batch 128,1024",
                    "attnlab bench loop --attention none --images 128 --repeats 2 --out ''"],
+    "bench scoring": ["attnlab bench scoring --n 2000 --repeats 1 --out ''",
+                      "attnlab bench scoring --device cuda --reference ''   # today's code alone"],
     "cam": ["attnlab cam --checkpoint runs/vanilla runs/cbam --images cluttered-fashion-mnist --out cam -n 6",
             "attnlab cam --checkpoint runs/cbam --images photos/ --method scorecam --out cam-photos"],
     "train": ["attnlab train --attention cbam --dataset fashion-mnist --epochs 10 --out runs/cbam",
@@ -744,6 +771,9 @@ _NOTES = {
                   "--data-root without them is an error.",
     "bench loop": "Writes its table to benchmarks/results/loop-DEVICE.md under the current directory (DEVICE: the "
                   "GPU's name, e.g. nvidia-h200, or cpu) unless --out says otherwise ('' for no file).",
+    "bench scoring": "Writes its table to benchmarks/results/scoring-DEVICE.md (cpu, or the GPU's name) under the "
+                     "current directory unless --out says otherwise ('' for no file). The reference is the code "
+                     "before issue 14, kept under tests/: run from the repository root.",
     "train": "Ctrl-C stops the run; --resume with the same settings continues from the last finished epoch.",
     "study": "Ctrl-C stops every run; the same command again reuses the finished runs and resumes the others from "
              "their last checkpoint.",

@@ -39,7 +39,8 @@ def test_every_bench_flag_shows_its_default(target):
 @pytest.mark.parametrize("target", sorted(_BENCH_TARGETS))
 def test_out_help_says_where_the_file_goes(target):
     text = " ".join(_target_parser(target).format_help().split())
-    named_after_run = {"train": "train-DATASET-MODEL[-ATTENTION]-DEVICE", "loop": "loop-DEVICE"}
+    named_after_run = {"train": "train-DATASET-MODEL[-ATTENTION]-DEVICE", "loop": "loop-DEVICE",
+                       "scoring": "scoring-DEVICE"}
     expected = f"benchmarks/results/{named_after_run.get(target, target)}.md"
     assert f"(default: {expected}, under the current directory)" in text
 

@@ -12,7 +12,8 @@ runs from every floor below and times them with the instruments of :mod:`attnlab
 * :mod:`attnlab.benchmarks.data`: generation speed of Cluttered Fashion-MNIST;
 * :mod:`attnlab.benchmarks.loop`: the training loop's images/s against the bare training step's, with the
   batches made on the host and on the device;
-* :mod:`attnlab.benchmarks.jobs`: a study's runs on a CPU, serial or in processes at once (``attnlab study --jobs``).
+* :mod:`attnlab.benchmarks.jobs`: a study's runs on a CPU, serial or in processes at once (``attnlab study --jobs``);
+* :mod:`attnlab.benchmarks.scoring`: the five localisation metrics on N maps, against the frozen reference.
 
 Each has a ``run(...)`` that measures, prints the table and writes it as Markdown, by default to
 ``benchmarks/results/<name>.md`` under the current directory; ``attnlab bench <name>`` calls it.

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["as_maps", "as_boxes", "as_masks", "box_iou", "boxes_to_masks", "check_finite", "connected_components",
+__all__ = ["as_maps", "as_boxes", "as_masks", "box_iou", "boxes_to_masks", "check_connectivity", "check_finite",
+           "connected_components",
            "mask_to_box", "largest_component", "component_boxes"]
 
 
@@ -35,7 +36,13 @@ def as_maps(maps: Tensor) -> Tensor:
 
 
 def check_finite(t: Tensor, what: str) -> None:
-    """Raise ValueError when ``t`` (N, ...) holds NaN or inf, naming how many and in which images."""
+    """Raise ValueError when ``t`` (N, ...) holds NaN or inf, naming how many and in which images.
+
+    A finite sum proves every value finite in one reduction; only a sum that is not (NaN or inf inside, or an
+    overflow) takes the element-wise look.
+    """
+    if t.is_floating_point() and bool(torch.isfinite(t.sum())):
+        return
     bad = ~torch.isfinite(t)
     if not bool(bad.any()):
         return
@@ -45,6 +52,12 @@ def check_finite(t: Tensor, what: str) -> None:
     raise ValueError(f"{what} hold {count} NaN or inf value{'s' if count > 1 else ''} (in image"
                      f"{'s' if len(images) > 1 else ''} {shown}); a metric of them would be meaningless: drop or fix "
                      "those images first")
+
+
+def check_connectivity(connectivity: int) -> None:
+    """Raise ValueError unless ``connectivity`` is 4 or 8 (the neighbours that join pixels into one segment)."""
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
 
 
 def as_masks(mask: Tensor) -> Tensor:
@@ -214,8 +227,7 @@ def connected_components(mask: Tensor, connectivity: int = 8) -> Tensor:
         (B, H, W) long: 0 on the background; every pixel of a component holds the component's largest
         pixel id (1 + linear index), so labels are unique within an image.
     """
-    if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+    check_connectivity(connectivity)
     mask = as_masks(mask)
     b, h, w = mask.shape
     if not mask.numel():
@@ -269,8 +281,7 @@ class NestedComponents:
         self.shape = (b, h, w)
         self.hp, self.wp = h + 2, w + 2
         self.n_levels = int(n_levels)
-        if connectivity not in (4, 8):
-            raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+        check_connectivity(connectivity)
         self.connectivity = connectivity
         dev = levels.device
         if levels.numel() and not 0 <= int(levels.min()) <= int(levels.max()) <= self.n_levels:

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._regions import as_boxes, as_maps, box_iou, boxes_to_masks, largest_component, mask_to_box
+from ._native import largest_boxes
+from ._regions import as_boxes, as_maps, box_iou, boxes_to_masks, check_connectivity, largest_component, mask_to_box
 
 __all__ = ["pointing_game", "energy_pointing_game", "threshold_box", "box_iou_at_threshold", "average"]
 
@@ -87,14 +88,18 @@ def energy_pointing_game(maps: Tensor, gt: Tensor) -> Tensor:
 def threshold_box(maps: Tensor, frac: float = 0.15, connectivity: int = 8) -> Tensor:
     """Box around the largest connected segment of each map at ``map >= frac * max(map)``: (N, H, W) -> (N, 4).
 
-    An all-zero map has every pixel at its (zero) maximum, so its box is the whole image.
+    An all-zero map has every pixel at its (zero) maximum, so its box is the whole image. Ties between largest
+    segments go to the one whose last pixel in raster order comes first (:func:`largest_component`'s rule). On
+    the CPU a native kernel labels the segments (the same boxes), elsewhere batched union-find in torch.
     """
     maps = as_maps(maps)
     if not 0 <= frac <= 1:
         raise ValueError(f"frac must be in [0, 1], got {frac}")
+    check_connectivity(connectivity)
     peak = maps.amax((1, 2), keepdim=True)
     binary = maps >= frac * peak
-    return mask_to_box(largest_component(binary, connectivity))
+    box = largest_boxes(binary, connectivity)
+    return box if box is not None else mask_to_box(largest_component(binary, connectivity))
 
 
 def box_iou_at_threshold(maps: Tensor, boxes: Tensor, frac: float = 0.15, connectivity: int = 8) -> Tensor:

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ._regions import NestedComponents, as_boxes, as_maps, box_iou
+from ._native import pxap_histograms, sweep_best_ious
+from ._regions import NestedComponents, as_boxes, as_maps, box_iou, check_connectivity
 
 __all__ = ["MaxBoxAccV2", "MaxBoxAccResult", "PxAP", "max_box_acc_v2", "pxap", "default_thresholds"]
 
@@ -81,7 +82,9 @@ class MaxBoxAccV2:
     All thresholds are scored in one sweep per batch, from the highest down: the masks are nested, so the
     components at one threshold are those at the previous one, grown and merged (see
     :class:`~attnlab.metrics._regions.NestedComponents`); the work grows with the pixels (plus a few
-    operations per threshold), not with pixels x thresholds.
+    operations per threshold), not with pixels x thresholds. On CPU tensors the same sweep runs image by image in a
+    native kernel (``regions_cpu.c``; the same numbers, and ``chunk_pixels`` does not apply); on a GPU the batched
+    torch sweep runs on the maps' device.
 
     Example:
         >>> acc = MaxBoxAccV2()
@@ -102,6 +105,7 @@ class MaxBoxAccV2:
         if not all(0 < d <= 1 for d in self.iou_thresholds):  # an IoU above 1 is never reached: a silent 0
             raise ValueError(f"iou_thresholds are IoU criteria in (0, 1], got {self.iou_thresholds}")
         self.multi_contour = multi_contour
+        check_connectivity(connectivity)
         self.connectivity = connectivity
         self.chunk_pixels = int(chunk_pixels)
         self.reset()
@@ -112,12 +116,22 @@ class MaxBoxAccV2:
         self.count = 0
 
     def best_ious(self, maps: Tensor, boxes: Tensor) -> Tensor:
-        """Best IoU of each image at each threshold: (N, H, W), (N, 4) / (N, M, 4) -> (N, T)."""
-        maps = _normalise(as_maps(maps))
+        """Best IoU of each image at each threshold: (N, H, W), (N, 4) / (N, M, 4) -> (N, T).
+
+        On the CPU a native kernel sweeps each image (the same numbers); elsewhere (a GPU: on the maps' device,
+        no host round trip per image) the batched sweep below runs on chunks of ``chunk_pixels``.
+        """
+        maps = as_maps(maps)
         n, h, w = maps.shape
         gt = as_boxes(boxes, n).to(maps.device)  # (N, M, 4)
         thr = self.thresholds.to(maps.device)
+        sorted_thr, perm = thr.sort()
+        native = sweep_best_ious(maps, sorted_thr, gt, self.connectivity, self.multi_contour)
         out = torch.empty(n, len(thr), dtype=torch.float64, device=maps.device)
+        if native is not None:
+            out[:, perm] = native
+            return out
+        maps = _normalise(maps)
         per_chunk = max(1, self.chunk_pixels // ((h + 2) * (w + 2)))  # images swept at once
         for start in range(0, n, per_chunk):
             out[start:start + per_chunk] = self._sweep(maps[start:start + per_chunk], gt[start:start + per_chunk], thr)
@@ -181,6 +195,16 @@ class MaxBoxAccV2:
         return MaxBoxAccResult(float(best.mean()), per, thr, curve)
 
 
+def _same_shape(masks: Tensor, maps: Tensor, what: str) -> Tensor:
+    """(N, H, W) or (N, 1, H, W) masks as (N, H, W) bool on the maps' device; ValueError when they do not match."""
+    masks = torch.as_tensor(masks, device=maps.device).bool()
+    if masks.dim() == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if masks.shape != maps.shape:
+        raise ValueError(f"{what} {tuple(masks.shape)} must match the maps {tuple(maps.shape)}")
+    return masks
+
+
 def max_box_acc_v2(maps: Tensor, boxes: Tensor, thresholds: Sequence[float] | Tensor | None = None,
                    iou_thresholds: Sequence[float] = (0.3, 0.5, 0.7), multi_contour: bool = True) -> MaxBoxAccResult:
     """MaxBoxAccV2 of a whole evaluation set at once (see :class:`MaxBoxAccV2`)."""
@@ -216,20 +240,30 @@ class PxAP:
         self.neg = torch.zeros(len(self.edges), dtype=torch.long)
 
     def update(self, maps: Tensor, masks: Tensor, ignore: Tensor | None = None) -> None:
-        """Add a batch: maps (N, H, W), ground-truth masks (N, H, W) bool, optional ignore masks (N, H, W) bool."""
-        maps = _normalise(as_maps(maps))
-        masks = torch.as_tensor(masks, device=maps.device).bool()
-        if masks.dim() == 4 and masks.shape[1] == 1:
-            masks = masks[:, 0]
-        if masks.shape != maps.shape:
-            raise ValueError(f"masks {tuple(masks.shape)} must match the maps {tuple(maps.shape)}")
-        keep = torch.ones_like(masks) if ignore is None else ~torch.as_tensor(ignore, device=maps.device).bool()
+        """Add a batch: maps (N, H, W), ground-truth masks (N, H, W) bool, optional ignore masks (N, H, W) bool.
+
+        On the CPU a native kernel bins each image's scores (the same counts); elsewhere one bincount on the
+        maps' device.
+        """
+        maps = as_maps(maps)
+        masks = _same_shape(masks, maps, "masks")
+        ignore = None if ignore is None else _same_shape(ignore, maps, "ignore masks")
+        counts = pxap_histograms(maps, masks, ignore, self.edges)
+        if counts is None:
+            counts = self._histograms(_normalise(maps), masks, ignore)
+        self.pos += counts[0].cpu()
+        self.neg += counts[1].cpu()
+
+    def _histograms(self, maps: Tensor, masks: Tensor, ignore: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(positives, negatives) by bin of normalised ``maps``, in one bincount on their device: two (E,) long."""
+        nb = len(self.edges)
         # bucket j: edges[j] <= score < edges[j + 1]; below edges[0] -> -1 (not counted, as np.histogram)
         bucket = torch.bucketize(maps, self.edges.to(maps.device), right=True) - 1
-        valid = keep & (bucket >= 0)
-        nb = len(self.edges)
-        self.pos += torch.bincount(bucket[valid & masks], minlength=nb).cpu()[:nb]
-        self.neg += torch.bincount(bucket[valid & ~masks], minlength=nb).cpu()[:nb]
+        slot = (bucket + 1) * 2 + (~masks).long()  # slot 0, 1: below edges[0]; then (positive, negative) per bin
+        if ignore is not None:
+            slot = slot[~ignore]
+        both = torch.bincount(slot.reshape(-1), minlength=2 * (nb + 1))[2:].view(nb, 2)
+        return both[:, 0], both[:, 1]
 
     def compute(self) -> float:
         """PxAP over everything accumulated."""

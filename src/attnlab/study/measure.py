@@ -129,7 +129,8 @@ def score_maps(maps: Tensor, boxes: Tensor, masks: Tensor | None,
     """Localisation of ``maps`` (N, H, W) against ``boxes`` (N, 4), object ``masks`` (N, H, W) (no PxAP and no
     object AUC without) and ``clutter_masks`` (N, H, W) (the energy shares on object / clutter / background
     and the pointing miss onto clutter; they need the object masks too). The baselines
-    (``metrics.uniform_maps``, ``metrics.centre_prior_maps``) are scored by this same function.
+    (``metrics.uniform_maps``, ``metrics.centre_prior_maps``) are scored by this same function. Computed on the
+    maps' device (batched, on a GPU when the maps are there); the per-image figures come back on the CPU.
 
     Raises:
         ValueError: clutter masks without object masks.
@@ -144,7 +145,7 @@ def score_maps(maps: Tensor, boxes: Tensor, masks: Tensor | None,
     dataset = {"maxboxacc_v2": float(getattr(mba, "value", mba))}
     if masks is not None:
         dataset["pxap"] = float(pxap(maps, masks))
-    return LocalisationScores(per_image, dataset)
+    return LocalisationScores({k: v.cpu() for k, v in per_image.items()}, dataset)
 
 
 def _claim_figures(maps: Tensor, masks: Tensor | None, clutter_masks: Tensor | None) -> dict[str, Tensor]:

@@ -181,8 +181,8 @@ def _score_run(model: nn.Module, s: ScoredSet, cam_method: str) -> tuple[Any, An
     """A trained model's CAM maps and its attention modules' own maps, scored (None: no spatial attention)."""
     cam = cam_maps(model, s.images, s.labels, cam_method)
     att = attention_maps(model, s.images)
-    cam_scores = score_maps(cam.cpu(), s.boxes, s.masks, s.clutter)
-    return cam_scores, None if att is None else score_maps(att.cpu(), s.boxes, s.masks, s.clutter)
+    cam_scores = score_maps(cam, s.boxes, s.masks, s.clutter)  # on the maps' device; the figures come back on the CPU
+    return cam_scores, None if att is None else score_maps(att, s.boxes, s.masks, s.clutter)
 
 
 def _score_condition(preset: StudyPreset, condition: Condition, s: ScoredSet, jobs: dict[tuple[str, str, int], RunJob],
