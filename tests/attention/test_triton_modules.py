@@ -159,7 +159,7 @@ def test_forcing_triton_where_it_cannot_run_says_why(monkeypatch):
     with pytest.raises(ValueError, match="needs CUDA, or TRITON_INTERPRET=1"):
         _dispatch.backend_for(torch.randn(1, 2, 3, 3))
     monkeypatch.setattr(_dispatch._triton, "available", lambda: False)
-    with pytest.raises(RuntimeError, match=r"Triton is not installed \(pip install 'attnlab\[triton\]'\)"):
+    with pytest.raises(ValueError, match=r"Triton is not installed \(pip install 'attnlab\[triton\]'\)"):
         _dispatch.backend_for(torch.randn(1, 2, 3, 3))
 
 

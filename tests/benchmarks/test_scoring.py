@@ -59,4 +59,5 @@ def test_the_metrics_are_the_study_s():
     from attnlab.study import measure
 
     assert scoring.BOX_IOU_FRACTION == measure.BOX_IOU_FRACTION
-    assert scoring.METRIC_LABELS == measure.METRIC_LABELS
+    assert list(scoring.METRIC_LABELS) == ["energy_pointing_game", "pointing_game", "box_iou", "maxboxacc_v2", "pxap"]
+    assert all(measure.METRIC_LABELS[k] == v for k, v in scoring.METRIC_LABELS.items())

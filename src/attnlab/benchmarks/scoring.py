@@ -26,17 +26,17 @@ from torch import Tensor
 
 from ..benchtools import format_table, load_average, time_paired
 from ..fileio import check_file
+from ..study.measure import BOX_IOU_FRACTION
+from ..study.measure import METRIC_LABELS as STUDY_METRIC_LABELS
 from ._shared import RESULTS_DIR, provenance, save_table
 
 __all__ = ["BOX_IOU_FRACTION", "DEFAULT_REFERENCE", "HEADER", "METRIC_LABELS", "RESULTS_PATTERN", "ScoringResult",
            "benchmark_scoring", "load_reference", "results_path", "results_table", "run", "synthetic_maps"]
 
-#: The box IoU's threshold as a fraction of each map's maximum: ``attnlab.study.measure.BOX_IOU_FRACTION`` (the
-#: study is on this floor too, so the value is repeated here; a test checks that the two agree).
-BOX_IOU_FRACTION = 0.15
-#: The metrics in ``score_maps``'s order, by its keys, with their names in the table.
-METRIC_LABELS = {"energy_pointing_game": "energy pointing game", "pointing_game": "pointing game",
-                 "box_iou": "box IoU (15% of max)", "maxboxacc_v2": "MaxBoxAccV2", "pxap": "PxAP"}
+#: The five localisation metrics timed (``score_maps``'s keys, in its order), with the study's names for them
+#: (the box IoU at the study's ``BOX_IOU_FRACTION`` of each map's maximum).
+METRIC_LABELS = {key: STUDY_METRIC_LABELS[key]
+                 for key in ("energy_pointing_game", "pointing_game", "box_iou", "maxboxacc_v2", "pxap")}
 #: The frozen reference implementation, relative to the current directory (the repository root).
 DEFAULT_REFERENCE = Path("tests") / "metrics" / "reference_scoring.py"
 #: Where ``run`` writes its table by default, DEVICE filled in by :func:`results_path`.
