@@ -9,7 +9,8 @@ home directory shared between machines never loads a library built for another p
 is found or the build fails, ``load`` returns None once with a warning and callers take their pure-PyTorch
 path. ``ATTNLAB_NATIVE=0`` disables every native library.
 
-(:mod:`attnlab.attention`'s CBAM kernels predate this module and keep their own loader.)
+Users: :mod:`attnlab.attention` (the CBAM, SE/ECA and few-channel conv kernels) and :mod:`attnlab.metrics` (the
+connected-component metrics).
 """
 
 from __future__ import annotations
@@ -58,15 +59,15 @@ def compiler() -> str | None:
     return None
 
 
-def cpu_identity(cpuinfo: Path = _CPUINFO) -> str:
+def cpu_identity(cpuinfo: Path | None = None) -> str:
     """The processor ``-march=native`` compiles for: its model and feature flags, one ``field=value`` a line.
 
-    From the first processor's entries in ``cpuinfo`` (see ``_CPU_FIELDS``), after the machine type and
-    processor name that :mod:`platform` reports (all there is where no ``/proc/cpuinfo`` exists).
+    From the first processor's entries in ``cpuinfo`` (default ``/proc/cpuinfo``; see ``_CPU_FIELDS``), after the
+    machine type and processor name that :mod:`platform` reports (all there is where no ``/proc/cpuinfo`` exists).
     """
     parts = [f"machine={platform.machine()}", f"processor={platform.processor()}"]
     try:
-        text = cpuinfo.read_text(errors="replace")
+        text = (cpuinfo or _CPUINFO).read_text(errors="replace")
     except OSError:
         text = ""
     seen: set[str] = set()
