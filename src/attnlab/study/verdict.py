@@ -519,7 +519,8 @@ def combine_conditions(verdicts: Mapping[str, ClaimVerdict]) -> ClaimVerdict:
         halves[name] = HalfVerdict(first.halves[name].half, label, f"{name.capitalize()}: {label} ({each}).")
     label = _all_of([v.label for v in verdicts.values()])
     each = ", ".join(f"{v.label} on {cond}" for cond, v in verdicts.items())
-    text = f"{label.capitalize()} over {len(verdicts)} conditions ({each}). " + " ".join(
+    over = f"{len(verdicts)} conditions" if len(verdicts) > 1 else "the one condition studied"
+    text = f"{label.capitalize()} over {over} ({each}). " + " ".join(
         v.text for v in verdicts.values())
     return ClaimVerdict(label, text, halves, min(v.seeds for v in verdicts.values()), first.alpha, "overall",
                         dict(verdicts))
