@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# The GPU check of the Triton kernels, as one short script (under 10 minutes on an H100/H200; each step has a
-# time limit, and a failed step does not stop the others):
+# The GPU checks, as one script of steps (each step has a time limit, and a failed step does not stop the others;
+# a device command may run 10 minutes at most, so run the steps in groups, e.g. `tests modules models`, then
+# `loop scoring`, then `study`):
 #   1. the tests on CUDA: the Triton tests (compiled kernels, not the interpreter; the half-precision kernel
 #      cases are left to the module tests, to save compile time) and the `gpu`-marked ones;
 #   2. `attnlab bench modules` at ResNet-50's four stage shapes, N=64, bf16 autocast, channels_last, CUDA events,
 #      with timm's SE/ECA/CBAM where timm imports, on the Triton path and (for the "today" figures) the PyTorch one;
 #   3. `attnlab bench models` for ResNet-50 at batch 128 (training step and inference), same settings, with timm's
 #      ResNet-50s, on the Triton path and the PyTorch one.
-#   4. `attnlab bench scoring`: the five localisation metrics on 10,000 maps of 64x64 on the GPU, today's code
-#      against the frozen reference (one round: the reference's MaxBoxAccV2 is slow).
+#   4. `loop`: the GPU-only loop tests, then `attnlab bench loop` (the training loop against the bare step,
+#      ResNet-20 and + CBAM, batch 128 and 1024, bf16, channels_last, batches made on the host and on the GPU);
+#   5. `scoring`: `attnlab bench scoring`, the five localisation metrics on 10,000 maps of 64x64 on the GPU, today's
+#      code against the frozen reference (one round: the reference's MaxBoxAccV2 is slow);
+#   6. `study` (not in the default steps): the study of the GPU-speed issue, the full preset's 15 runs at one
+#      clutter level (5 models x 3 seeds x 30 epochs on 60,000 canvases, 10,000 scored), timed wall clock; its
+#      report goes to benchmarks/results/study-<gpu>/, its runs to $TMPDIR (finished runs are reused, so a second
+#      command on the same machine continues).
 # Tables go to benchmarks/results/*-<gpu>.md (and, when $OUT is set, are copied there with the logs).
 #
 #   PYTHONPATH=src bash benchmarks/gpu_check.sh                 # everything, from the repository root
-#   PYTHONPATH=src bash benchmarks/gpu_check.sh tests modules   # some steps only (tests, modules, models, scoring)
+#   PYTHONPATH=src bash benchmarks/gpu_check.sh tests modules   # some steps only (tests modules models loop scoring study)
 #   QUICK=1 ...                                                 # fewer rounds (a smoke run)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -88,9 +95,16 @@ if [[ " $STEPS " == *" scoring "* ]]; then
         --out "benchmarks/results/scoring-$SLUG.md"
 fi
 
+if [[ " $STEPS " == *" study "* ]]; then
+    step study 570 "$PY" -m attnlab.cli study --preset full --clutter 4 --dataset cluttered-fashion-mnist \
+        --device cuda --no-progress --out "benchmarks/results/study-$SLUG" --runs "${TMPDIR:-/tmp}/attnlab-study-runs"
+fi
+
 if [ -n "${OUT:-}" ]; then
     mkdir -p "$OUT/results"
     cp benchmarks/results/*-"$SLUG".md "$LOG" "$OUT/results/" 2>/dev/null
+    [ -d "benchmarks/results/study-$SLUG" ] && cp "benchmarks/results/study-$SLUG"/{index.html,results.json} \
+        "$OUT/results/" 2>/dev/null
 fi
 echo "gpu_check: $([ $status = 0 ] && echo all steps passed || echo some step failed, see $LOG)" | tee -a "$LOG"
 exit $status
