@@ -145,3 +145,24 @@ def test_a_child_ends_when_the_study_process_dies(tmp_path):
     child.start()
     child.join(timeout=60)
     assert child.exitcode == 1 and time.monotonic() - t0 < 60
+
+
+@pytest.mark.parametrize(("executor", "device", "expected"), [("ray", None, "auto"), ("Ray", "cpu", "cpu"),
+                                                              ("local", None, "cpu")])
+def test_a_ray_study_leaves_the_device_of_its_runs_to_the_workers(monkeypatch, tmp_path, executor, device, expected):
+    from attnlab.study import get_preset, runner
+
+    seen: list = []
+
+    class Planned(Exception):
+        pass
+
+    def capture(jobs, **kw):
+        seen.extend(jobs)
+        raise Planned
+
+    monkeypatch.setattr(runner, "train_runs", capture)
+    preset = get_preset("quick").with_overrides(attentions=(None,), clutter_levels=(0,))
+    with pytest.raises(Planned):
+        runner.run_study(preset, tmp_path / "out", device=device, executor=executor, log=lambda _: None)
+    assert seen and {job.config.device for job in seen} == {expected}

@@ -113,10 +113,12 @@ def run_study(preset: StudyPreset, out: str | os.PathLike = "report", *, runs_di
     runs = Path(runs_dir) if runs_dir else out / "runs"
     planned = study_jobs(preset, replace(preset.train, device="cpu"), runs)
     _check_folders(out, runs, planned.values())
-    check_executor(executor, address, jobs)
+    executor = check_executor(executor, address, jobs)
     dev = pick_device(device)
     base = replace(preset.train, device=str(dev))
-    planned = study_jobs(preset, base, runs)
+    # Ray places each run on a worker, which may have GPUs this machine lacks: without --device, "auto" is left to
+    # the executor (a GPU where the cluster has them); every other executor trains on this machine's device.
+    planned = study_jobs(preset, replace(base, device="auto") if executor == "ray" and device is None else base, runs)
     conditions = preset.conditions()
     log(f"study '{preset.name}': {len(preset.attentions)} variants x {len(preset.seeds)} seed(s) x "
         f"{len(conditions)} condition(s) ({', '.join(c.name for c in conditions)}) of {base.model}, "
