@@ -17,17 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._dispatch import tracing
+from ._directional import DirectionalAttention
 from ._layers import ActLike, apply_act, make_act
-from ._ops import batch_norm, gate_, layout_like, reduce_dim
-from .base import AttentionModule, reduced_channels
+from ._ops import batch_norm, gate_, reduce_dim
+from .base import reduced_channels
 from .registry import register_attention
 
 __all__ = ["CoordAttention"]
 
 
 @register_attention("coord")
-class CoordAttention(AttentionModule):
+class CoordAttention(DirectionalAttention):
     """Coordinate attention block.
 
     Args:
@@ -69,17 +69,6 @@ class CoordAttention(AttentionModule):
         a_h = gate_(self.gate, F.conv1d(y[:, :, :h], self.conv_h.weight.flatten(2), self.conv_h.bias))  # (N, C, H)
         a_w = gate_(self.gate, F.conv1d(y[:, :, h:], self.conv_w.weight.flatten(2), self.conv_w.bias))  # (N, C, W)
         return a_h, a_w
-
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        a_h, a_w = self.weights(x)
-        if self.attention_sink is not None:
-            spatial = torch.bmm(a_h.transpose(1, 2), a_w) / self.channels  # (N, H, W): mean_c a_h * a_w
-            self._emit(channel=a_h.mean(2) * a_w.mean(2), spatial=spatial[:, None])
-        a_h = layout_like(x, a_h[:, :, :, None])  # (N, C, H, 1), stored like x
-        a_w = layout_like(x, a_w[:, :, None, :])  # (N, C, 1, W)
-        out = x * a_h  # keeps x's memory format
-        return out.mul_(a_w) if not torch.is_grad_enabled() and not tracing() else out * a_w
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, mip={self.mip}"

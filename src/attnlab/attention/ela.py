@@ -31,15 +31,13 @@ group, a SiLU before the sigmoid. This module follows the paper.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._dispatch import tracing
+from ._directional import DirectionalAttention
 from ._groups import check_groups, divisor_at_most
 from ._layers import ActLike, make_act
-from ._ops import gate_, layout_like, reduce_dim
-from .base import AttentionModule
+from ._ops import gate_, reduce_dim
 from .registry import register_attention
 
 __all__ = ["EfficientLocalAttention", "ELA_VARIANTS"]
@@ -49,7 +47,7 @@ ELA_VARIANTS: dict[str, tuple[int, int, int]] = {"T": (5, 1, 32), "B": (7, 1, 16
 
 
 @register_attention("ela")
-class EfficientLocalAttention(AttentionModule):
+class EfficientLocalAttention(DirectionalAttention):
     """Efficient Local Attention: 1-D conv, GroupNorm and sigmoid on the H and W strips.
 
     Args:
@@ -103,16 +101,6 @@ class EfficientLocalAttention(AttentionModule):
     def weights(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """a_h (N, C, H) and a_w (N, C, W) of x (N, C, H, W)."""
         return self.strip_gate(reduce_dim(x, "mean", 3)), self.strip_gate(reduce_dim(x, "mean", 2))
-
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        a_h, a_w = self.weights(x)
-        if self.attention_sink is not None:
-            spatial = torch.bmm(a_h.transpose(1, 2), a_w) / self.channels  # (N, H, W): mean_c a_h * a_w
-            self._emit(channel=a_h.mean(2) * a_w.mean(2), spatial=spatial[:, None])
-        out = x * layout_like(x, a_h[:, :, :, None])  # (N, C, H, 1), stored like x: keeps x's memory format
-        a_w = layout_like(x, a_w[:, :, None, :])  # (N, C, 1, W)
-        return out.mul_(a_w) if not torch.is_grad_enabled() and not tracing() else out * a_w
 
     def extra_repr(self) -> str:
         c = self.conv
