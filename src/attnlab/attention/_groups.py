@@ -1,8 +1,9 @@
-"""Group counts that fit a channel count: a paper's cardinality where C allows it, the nearest below where not."""
+"""The size arguments of the modules, checked: group counts that fit a channel count (a paper's cardinality where
+C allows it, the nearest below where not), and odd kernel sizes."""
 
 from __future__ import annotations
 
-__all__ = ["divisor_at_most", "check_groups"]
+__all__ = ["divisor_at_most", "check_groups", "check_odd_kernel"]
 
 
 def divisor_at_most(channels: int, limit: int) -> int:
@@ -24,3 +25,11 @@ def check_groups(channels: int, groups: int, what: str) -> int:
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or channels % groups:
         raise ValueError(f"{what} must be a positive int dividing channels={channels}, got {groups!r}")
     return groups
+
+
+def check_odd_kernel(kernel_size: int, what: str) -> int:
+    """``kernel_size`` when it is a positive odd int (not a bool), else a ValueError naming ``what`` (e.g. ``"ECA
+    kernel_size"``): a kernel centred on its pixel or channel needs an odd size."""
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"{what} must be a positive odd int, got {kernel_size!r}")
+    return kernel_size

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ._conv import same_conv2d
 from ._dispatch import cbam_forward
+from ._groups import check_odd_kernel
 from .base import AttentionModule, check_channels, reduced_channels
 from .registry import register_attention
 
@@ -76,8 +77,7 @@ class SpatialAttention(nn.Module):
 
     def __init__(self, kernel_size: int = 7, bn: bool = False) -> None:
         super().__init__()
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"spatial kernel_size must be a positive odd int, got {kernel_size}")
+        check_odd_kernel(kernel_size, "spatial kernel_size")
         self.conv1 = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
         if bn:
             self.bn = nn.BatchNorm2d(1, momentum=0.01)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ._groups import check_odd_kernel
 from ._layers import ActLike, apply_act, make_act
 from .channel_gate import ChannelGateModule
 from .eca import eca_kernel_size
@@ -51,9 +52,7 @@ class CircularECA(ChannelGateModule):
         super().__init__(channels)
         if kernel_size is None:
             kernel_size = eca_kernel_size(channels, gamma, b)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"CECA kernel_size must be a positive odd int, got {kernel_size!r}")
-        self.kernel_size = kernel_size
+        self.kernel_size = check_odd_kernel(kernel_size, "CECA kernel_size")
         self.conv = nn.Conv1d(1, 1, kernel_size, bias=False)
         self.gate = make_act(gate, "sigmoid")
         pad = kernel_size // 2

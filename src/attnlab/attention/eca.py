@@ -13,6 +13,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._groups import check_odd_kernel
 from ._layers import ActLike, apply_act, make_act
 from .channel_gate import ChannelGateModule
 from .registry import register_attention
@@ -50,9 +51,7 @@ class EfficientChannelAttention(ChannelGateModule):
         super().__init__(channels)
         if kernel_size is None:
             kernel_size = eca_kernel_size(channels, gamma, b)
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"ECA kernel_size must be a positive odd int, got {kernel_size}")
-        self.kernel_size = kernel_size
+        self.kernel_size = check_odd_kernel(kernel_size, "ECA kernel_size")
         self.conv = nn.Conv1d(1, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.gate = make_act(gate, "sigmoid")
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._directional import DirectionalAttention
-from ._groups import check_groups, divisor_at_most
+from ._groups import check_groups, check_odd_kernel, divisor_at_most
 from ._layers import ActLike, make_act
 from ._ops import gate_, reduce_dim
 from .registry import register_attention
@@ -79,8 +79,7 @@ class EfficientLocalAttention(DirectionalAttention):
             raise ValueError(f"unknown ELA variant {variant!r}; choose one of {', '.join(ELA_VARIANTS)}")
         k, width, gn = ELA_VARIANTS[variant]
         k = k if kernel_size is None else kernel_size
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-            raise ValueError(f"ELA kernel_size must be a positive odd int, got {k!r}")
+        check_odd_kernel(k, "ELA kernel_size")
         groups = divisor_at_most(channels, max(1, channels // width)) if groups is None else groups
         num_groups = divisor_at_most(channels, gn) if num_groups is None else num_groups
         self.variant = variant

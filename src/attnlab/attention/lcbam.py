@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._conv import same_conv2d
+from ._groups import check_odd_kernel
 from ._layers import ActLike, apply_act, make_act
 from ._ops import batch_norm, reduce_dim
 from .base import AttentionModule, reduced_channels
@@ -90,8 +91,7 @@ class LightCBAM(AttentionModule):
     def __init__(self, channels: int, reduction: float = 16, kernel_size: int = 7, min_channels: int = 1,
                  act: ActLike = None, gate: ActLike = None, mlp_bias: bool = False) -> None:
         super().__init__(channels)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"light CBAM kernel_size must be a positive odd int, got {kernel_size!r}")
+        check_odd_kernel(kernel_size, "light CBAM kernel_size")
         hidden = reduced_channels(channels, reduction, min_channels)
         self.channel = _LightChannel(channels, hidden, mlp_bias, act, make_act(gate, "sigmoid"))
         self.spatial = _LightSpatial(kernel_size, make_act(gate, "sigmoid"))

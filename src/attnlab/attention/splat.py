@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._groups import check_groups
+from ._groups import check_groups, check_odd_kernel
 from ._layers import ActLike, apply_act, make_act
 from ._ops import batch_norm
 from .base import AttentionModule, reduced_channels
@@ -61,8 +61,7 @@ class SplitAttention(AttentionModule):
         super().__init__(channels)
         if isinstance(radix, bool) or not isinstance(radix, int) or radix < 1:
             raise ValueError(f"split-attention radix must be an int >= 1, got {radix!r}")
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"split-attention kernel_size must be a positive odd int, got {kernel_size!r}")
+        check_odd_kernel(kernel_size, "split-attention kernel_size")
         c, r, k = channels, radix, check_groups(channels, groups, "split-attention groups")
         check_groups(c, k * r, f"split-attention groups * radix (the split conv's {k} * {r} groups)")
         hidden = reduced_channels(r * c, reduction, min_channels)

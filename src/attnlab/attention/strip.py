@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._dispatch import tracing
+from ._groups import check_odd_kernel
 from ._layers import ActLike, apply_act, make_act
 from ._ops import batch_norm, gate_, reduce_dim, sum_like
 from .base import AttentionModule
@@ -63,8 +64,7 @@ class StripPooling(AttentionModule):
         super().__init__(channels)
         if variant not in STRIP_VARIANTS:
             raise ValueError(f"unknown strip-pooling variant {variant!r}; choose one of {', '.join(STRIP_VARIANTS)}")
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"strip-pooling kernel_size must be a positive odd int, got {kernel_size!r}")
+        check_odd_kernel(kernel_size, "strip-pooling kernel_size")
         if variant == "timm" and act is not None:
             raise ValueError("strip-pooling act applies only to variant='spm'; timm's variant has no activation")
         c, k, p = channels, kernel_size, kernel_size // 2

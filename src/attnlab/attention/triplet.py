@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ._dispatch import tracing
+from ._groups import check_odd_kernel
 from ._layers import ActLike, apply_act, make_act
 from ._ops import batch_norm, reduce_dim, sum_like
 from .base import AttentionModule
@@ -82,8 +83,7 @@ class TripletAttention(AttentionModule):
 
     def __init__(self, channels: int, kernel_size: int = 7, no_spatial: bool = False, gate: ActLike = None) -> None:
         super().__init__(channels)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"triplet kernel_size must be a positive odd int, got {kernel_size!r}")
+        check_odd_kernel(kernel_size, "triplet kernel_size")
         self.kernel_size = kernel_size
         if not isinstance(no_spatial, bool):
             raise ValueError(f"triplet no_spatial must be True or False, got {no_spatial!r}")
