@@ -44,3 +44,15 @@ def small_cnn():
 @pytest.fixture
 def batch():
     return torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+def layer_output(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """What ``layer`` of ``model`` outputs on ``x`` (a copy, taken before any in-place op after it)."""
+    store = {}
+    h = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: store.setdefault("a", o.clone()))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        h.remove()
+    return store["a"]

@@ -8,27 +8,16 @@ import torch.nn.functional as F
 
 from attnlab.cam import AblationCAM
 
-from .conftest import SmallCNN
+from .conftest import SmallCNN, layer_output
 
 LAYER = "features.relu3"
 TARGETS = [0, 1, 2, 3]
 
 
-def _activations(model, x, layer=LAYER):
-    store = {}
-    h = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: store.setdefault("a", o.clone()))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        h.remove()
-    return store["a"]
-
-
 def _paper_weights(model, x, layer, targets):
     """w_k = (y_c - y_c^k) / y_c, y_c^k with channel k of the output zeroed: one image, one channel at a time."""
     module = dict(model.named_modules())[layer]
-    k = _activations(model, x, layer).shape[1]
+    k = layer_output(model, x, layer).shape[1]
     w = torch.zeros(x.shape[0], k)
     with torch.no_grad():
         for i in range(x.shape[0]):
@@ -50,7 +39,7 @@ def _paper_weights(model, x, layer, targets):
 @pytest.mark.parametrize("layer", [LAYER, "features.conv3"])
 def test_equals_the_paper_and_captum(batch, layer):
     model = SmallCNN(dead=3).eval()
-    a = _activations(model, batch, layer)
+    a = layer_output(model, batch, layer)
     w = _paper_weights(model, batch, layer, TARGETS)
     expected = F.relu((w[:, :, None, None] * a).sum(1))
     with AblationCAM(model, layer, batch_size=7) as cam:

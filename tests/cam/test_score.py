@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from attnlab.cam import ScoreCAM, normalize_maps, upsample_maps
 
-from .conftest import SmallCNN
+from .conftest import SmallCNN, layer_output
 
 LAYER = "features.relu3"
 TARGETS = [0, 1, 2, 3]
@@ -33,22 +33,11 @@ def _masks(a: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate((a - lo) / (hi - lo + 1e-8), size=size, mode="bilinear", align_corners=False)
 
 
-def _activations(model, x):
-    store = {}
-    h = dict(model.named_modules())[LAYER].register_forward_hook(lambda m, i, o: store.setdefault("a", o.clone()))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        h.remove()
-    return store["a"]
-
-
 @pytest.mark.parametrize("batch_size", [5, 64])
 def test_equals_torchcam_with_constant_and_duplicate_channels(batch, batch_size):
     methods = pytest.importorskip("torchcam.methods")
     model = _model_with_special_channels()
-    a = _activations(model, batch)
+    a = layer_output(model, batch, LAYER)
     assert (a[:, :3] == 0).all() and (a[:, 6] == a[:, 6, :1, :1]).all() and torch.equal(a[:, 4], a[:, 5])
     with methods.ScoreCAM(model, LAYER, batch_size=batch_size) as extractor:
         with torch.no_grad():
@@ -68,7 +57,7 @@ def test_equals_torchcam_with_constant_and_duplicate_channels(batch, batch_size)
 def test_logit_score_is_algorithm_1(batch):
     """S_k = f_c(X * M_k) - f_c(X_b), alpha = softmax_k(S), L = ReLU(sum alpha_k A_k): written out, one at a time."""
     model = _model_with_special_channels()
-    a = _activations(model, batch)
+    a = layer_output(model, batch, LAYER)
     masks = _masks(a, (16, 16))
     with torch.no_grad():
         base = model(torch.zeros_like(batch))
@@ -84,7 +73,7 @@ def test_logit_score_is_algorithm_1(batch):
 def test_probability_score_is_the_authors_code(batch):
     """alpha_k = softmax(f(X * M_k))_c, used as the weight directly."""
     model = _model_with_special_channels()
-    a = _activations(model, batch)
+    a = layer_output(model, batch, LAYER)
     masks = _masks(a, (16, 16))
     with torch.no_grad():
         expected = []

@@ -9,6 +9,8 @@ from torch import nn
 
 from attnlab.metrics import ROADResult, noisy_linear_imputation, removal_masks, road_curve, road_scores
 
+from .conftest import Linear
+
 #: the ROAD authors' neighbors_weights (imputations.py)
 NEIGHBOURS = [((1, 1), 1 / 12), ((0, 1), 1 / 6), ((-1, 1), 1 / 12), ((1, -1), 1 / 12), ((0, -1), 1 / 6),
               ((-1, -1), 1 / 12), ((1, 0), 1 / 6), ((-1, 0), 1 / 6)]
@@ -115,18 +117,6 @@ def test_curves_equal_a_loop_over_images_and_percentiles():
                     expected[i, j] = model(filled)[0, classes[i]]
         got = road_curve(model, imgs, maps, order, percentiles=percentiles, noise=0.0, batch_size=4)
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
-
-
-class Linear(nn.Module):
-    """logits = [sum(x * w), 0]."""
-
-    def __init__(self, w: torch.Tensor) -> None:
-        super().__init__()
-        self.w = nn.Parameter(w)
-
-    def forward(self, x):
-        s = (x * self.w).flatten(1).sum(1)
-        return torch.stack([s, torch.zeros_like(s)], 1)
 
 
 def test_a_faithful_map_scores_higher_and_modes_are_restored():

@@ -13,6 +13,8 @@ import attnlab
 from attnlab.attention import AttentionModule
 from attnlab.models import attach, create_model, detach, find_blocks, find_stages, load_backbone
 
+from .conftest import randomize_bn
+
 
 class ResUnit(nn.Module):
     """A user's own residual block: a Sequential branch, a `shortcut`, out-of-place addition."""
@@ -98,18 +100,6 @@ def sequential_cnn() -> nn.Sequential:
         nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
 
 
-def _randomize_bn(model: nn.Module) -> nn.Module:
-    """Non-trivial BN statistics, so that outputs depend on every layer (eval mode)."""
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model
-
-
 def _attn_names(model):
     return [n for n, m in model.named_modules() if isinstance(m, AttentionModule)]
 
@@ -119,7 +109,7 @@ def _attn_names(model):
 
 def test_blocks_on_a_handwritten_resnet_keeps_everything_it_had():
     torch.manual_seed(0)
-    model = _randomize_bn(TinyResNet()).eval()
+    model = randomize_bn(TinyResNet()).eval()
     x = torch.randn(2, 3, 16, 16)
     before_out = model(x).detach()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -149,7 +139,7 @@ def test_blocks_on_a_handwritten_resnet_keeps_everything_it_had():
 
 
 def test_blocks_attention_sits_after_the_last_bn_before_the_addition():
-    model = _randomize_bn(TinyResNet()).eval()
+    model = randomize_bn(TinyResNet()).eval()
     attach(model, "cbam", reduction=4)
     unit = model.stages[1][0]
     seen = {}
@@ -218,7 +208,7 @@ def test_stages_on_handwritten_and_zoo_networks():
 
 def test_explicit_names_on_a_sequential_cnn():
     torch.manual_seed(0)
-    model = _randomize_bn(sequential_cnn()).eval()
+    model = randomize_bn(sequential_cnn()).eval()
     x = torch.randn(3, 1, 28, 28)
     ref = model(x).detach()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -262,7 +252,7 @@ def test_after_a_zoo_block_uses_its_output_slot():
 
 
 def test_deepcopy_and_torch_save_of_the_whole_model_keep_the_attention():
-    model = _randomize_bn(TinyResNet()).eval()
+    model = randomize_bn(TinyResNet()).eval()
     attach(model, "se", reduction=4)
     x = torch.randn(1, 3, 16, 16)
     out = model(x)
@@ -294,13 +284,13 @@ def test_attach_twice_is_refused_naming_what_is_there():
 
 
 def test_attach_replace_swaps_the_attention_in_place():
-    model = _randomize_bn(TinyResNet()).eval()
+    model = randomize_bn(TinyResNet()).eval()
     x = torch.randn(2, 3, 16, 16)
     first = attach(model, "se", reduction=4)
     second = attach(model, "eca", replace=True)
     assert second == first and all(model.get_submodule(n).registry_name == "eca" for n in second)
     assert sum(len(m._forward_hooks) for m in model.modules()) == 4  # the old hooks are gone
-    fresh = _randomize_bn(TinyResNet()).eval()
+    fresh = randomize_bn(TinyResNet()).eval()
     fresh.load_state_dict({k: v for k, v in model.state_dict().items() if ".attn." not in k})
     attach(fresh, "eca")
     fresh.load_state_dict(model.state_dict())

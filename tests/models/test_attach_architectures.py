@@ -27,6 +27,8 @@ from torch import nn
 from attnlab.attention import AttentionModule
 from attnlab.models import attach, detach, find_blocks, find_stages, load_backbone
 
+from .conftest import randomize_bn
+
 # --- GhostNet (timm) -----------------------------------------------------------------------------------------------
 
 
@@ -283,17 +285,6 @@ class ShuffleNetV2(nn.Module):
 # --- helpers -------------------------------------------------------------------------------------------------------
 
 
-def _randomize_bn(model: nn.Module) -> nn.Module:
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model
-
-
 def _attn_names(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, AttentionModule)]
 
@@ -363,7 +354,7 @@ class Probe(nn.Module):
 def test_attention_goes_after_the_branchs_last_module(name):
     build, shape = NETWORKS[name]
     torch.manual_seed(0)
-    model = _randomize_bn(build()).eval()
+    model = randomize_bn(build()).eval()
     x = torch.randn(*shape)
     ref = model(x).detach()
     names = attach(model, Probe)
@@ -383,7 +374,7 @@ def test_attention_goes_after_the_branchs_last_module(name):
 def test_attached_network_trains_loads_and_detaches(name):
     build, shape = NETWORKS[name]
     torch.manual_seed(0)
-    model = _randomize_bn(build()).eval()
+    model = randomize_bn(build()).eval()
     x = torch.randn(*shape)
     ref = model(x).detach()
     before = {k: v.clone() for k, v in model.state_dict().items()}
