@@ -38,21 +38,12 @@ def _finite(values: Tensor) -> Tensor:
     return v[~torch.isnan(v)]
 
 
-def _mean(values: Tensor) -> float:
-    v = _finite(values)
-    return float(v.mean()) if v.numel() else math.nan
-
-
-def _summary(scores: LocalisationScores) -> dict[str, float]:
-    """Each figure: the mean over images where defined (per-image figures), or the dataset-level value."""
-    return {**{k: _mean(v) for k, v in scores.per_image.items()}, **scores.dataset}
-
-
 def score_intervals(scores: list[LocalisationScores], seeds: int) -> dict[str, Interval]:
     """Each localisation figure with its interval: over seeds, else (one run) over images where per image."""
     out = {}
-    for metric in _summary(scores[0]):
-        values = [_summary(s)[metric] for s in scores]
+    summaries = [s.summary() for s in scores]  # metric -> mean, one dict per run
+    for metric in summaries[0]:
+        values = [summary[metric] for summary in summaries]
         if seeds >= 2 and len(scores) >= 2:
             out[metric] = Interval.over_seeds(values)
         elif metric in PER_IMAGE and _finite(scores[0].per_image[metric]).numel():
@@ -88,7 +79,7 @@ def condition_gains(records: Mapping[str, list[RunRecord]], seeds: int) -> dict[
             if not pairs or metric not in pairs[0][0].cam.per_image:
                 continue
             if seeds >= 2:
-                gains[name] = Interval.over_seeds([sign * (_summary(m.cam)[metric] - _summary(v.cam)[metric])
+                gains[name] = Interval.over_seeds([sign * (m.cam.summary()[metric] - v.cam.summary()[metric])
                                                    for m, v in pairs])
             else:
                 d = _paired(*pairs[0], metric, sign)
@@ -108,8 +99,8 @@ def _evidence(cond: ConditionResults) -> dict[str, dict[str, Evidence]]:
         for name, pairs in _pairs(records).items():
             if pairs and spec.metric in pairs[0][0].cam.per_image:
                 out[half][name] = Evidence.from_values(
-                    spec, [_summary(m.cam)[spec.metric] for m, _ in pairs],
-                    [_summary(v.cam)[spec.metric] for _, v in pairs],
+                    spec, [m.cam.summary()[spec.metric] for m, _ in pairs],
+                    [v.cam.summary()[spec.metric] for _, v in pairs],
                     [m.cam.per_image[spec.metric] for m, _ in pairs], [v.cam.per_image[spec.metric] for _, v in pairs])
     return out
 

@@ -91,9 +91,9 @@ class LocalisationScores:
     dataset: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
-        """Metric -> its mean over images (ignoring NaN: the AUC of an image whose mask is empty or full) or its
-        dataset-level value."""
-        return {**{k: float(v.float().nanmean()) for k, v in self.per_image.items()}, **self.dataset}
+        """Metric -> its mean over images in float64 (ignoring NaN: the AUC of an image whose mask is empty or
+        full; NaN when no image has one) or its dataset-level value."""
+        return {**{k: float(v.double().nanmean()) for k, v in self.per_image.items()}, **self.dataset}
 
 
 @torch.no_grad()
