@@ -53,12 +53,6 @@ def score_intervals(scores: list[LocalisationScores], seeds: int) -> dict[str, I
     return out
 
 
-def _paired(model: RunRecord, vanilla: RunRecord, metric: str, sign: int) -> Tensor:
-    """(N,) per-image differences model - vanilla in ``metric`` (times ``sign``), undefined images left out."""
-    d = sign * (model.cam.per_image[metric].double() - vanilla.cam.per_image[metric].double())
-    return _finite(d)
-
-
 def _pairs(records: Mapping[str, list[RunRecord]]) -> dict[str, list[tuple[RunRecord, RunRecord]]]:
     """Attention variant -> its runs paired with vanilla's run of the same seed."""
     if "vanilla" not in records:
@@ -70,29 +64,24 @@ def _pairs(records: Mapping[str, list[RunRecord]]) -> dict[str, list[tuple[RunRe
 
 def condition_gains(records: Mapping[str, list[RunRecord]], seeds: int) -> dict[str, dict[str, Interval]]:
     """Half -> attention variant -> its gain over vanilla in the half's primary metric (of the CAM maps), signed
-    so that a positive gain supports the claim: a t-interval over seeds, or with one seed a paired bootstrap over
-    images."""
+    so that a positive gain supports the claim (the :class:`Evidence` the verdict decides on): a t-interval over
+    seeds, or with one seed a paired bootstrap over images."""
     out: dict[str, dict[str, Interval]] = {}
-    for half, metric, sign in claim_halves():
-        gains = {}
-        for name, pairs in _pairs(records).items():
-            if not pairs or metric not in pairs[0][0].cam.per_image:
-                continue
+    for half, per_model in _evidence(records).items():
+        out[half] = {}
+        for name, ev in per_model.items():
             if seeds >= 2:
-                gains[name] = Interval.over_seeds([sign * (m.cam.summary()[metric] - v.cam.summary()[metric])
-                                                   for m, v in pairs])
-            else:
-                d = _paired(*pairs[0], metric, sign)
-                gains[name] = (Interval(*bootstrap_mean_ci(d), n=1, method=PAIRED_OVER_IMAGES) if d.numel()
+                out[half][name] = Interval.over_seeds(list(ev.gains))
+                continue
+            d = _finite(ev.paired[0])  # the one seed's per-image differences, undefined images left out
+            out[half][name] = (Interval(*bootstrap_mean_ci(d), n=1, method=PAIRED_OVER_IMAGES) if d.numel()
                                else Interval(math.nan, math.nan, math.nan, n=1, method=PAIRED_OVER_IMAGES))
-        out[half] = gains
     return out
 
 
-def _evidence(cond: ConditionResults) -> dict[str, dict[str, Evidence]]:
-    """Half -> attention variant -> its :class:`Evidence` at ``cond``: per seed, the model's and vanilla's mean
-    primary metric and their per-image values on the same canvases."""
-    records = {name: row.runs for name, row in cond.models.items()}
+def _evidence(records: Mapping[str, list[RunRecord]]) -> dict[str, dict[str, Evidence]]:
+    """Half -> attention variant -> its :class:`Evidence`: per seed, the model's and vanilla's mean primary metric
+    and their per-image values on the same canvases."""
     out: dict[str, dict[str, Evidence]] = {}
     for half, spec in CLAIM_HALVES.items():
         out[half] = {}
@@ -111,6 +100,7 @@ def decide_conditions(preset: StudyPreset, scored: Mapping[str, ConditionResults
     verdicts = {}
     for condition in preset.decisive().values():
         cond = scored[condition.key]
-        cond.verdict = decide_claim(_evidence(cond), len(preset.seeds), condition=condition.name)
+        records = {name: row.runs for name, row in cond.models.items()}
+        cond.verdict = decide_claim(_evidence(records), len(preset.seeds), condition=condition.name)
         verdicts[condition.name] = cond.verdict
     return combine_conditions(verdicts)
